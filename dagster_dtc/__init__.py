@@ -35,11 +35,19 @@ from .errors import (
 )
 from .intervals import Interval, parse_time
 from .models import Status, Task
+from .resource import DTCResource
+from .sensor import dtc_sensor
 from .store import TaskStore
+from .task import DTCTask
+from .window import DTCWindow, DTCWindowConfig
 
 __all__ = [
     "Claim",
     "DTCError",
+    "DTCResource",
+    "DTCTask",
+    "DTCWindow",
+    "DTCWindowConfig",
     "DatabaseUnavailableError",
     "Interval",
     "IntervalMismatchError",
@@ -55,6 +63,7 @@ __all__ = [
     "WindowHeldError",
     "WindowNotAvailableError",
     "WindowNotFoundError",
+    "dtc_sensor",
     "parse_time",
 ]
 __version__ = "0.1.0"

@@ -535,6 +535,49 @@ class TaskStore:
         self._heartbeat(claim, worker)
         return claim
 
+    def held_by(self, name: str, worker: str) -> list[Task]:
+        """Windows of ``name`` currently held by ``worker`` (status ACQUIRED)."""
+        return [
+            Task.from_row(r)
+            for r in self._rows("held_by", {"name": check_name(name), "worker": check_name(worker, "worker")})
+        ]
+
+    def adopt(
+        self,
+        name: str,
+        bucket_time: datetime,
+        generation: int,
+        worker: str,
+        holders: Sequence[str],
+        *,
+        lease_seconds: float | None = None,
+    ) -> Claim:
+        """Take over claim ``generation`` of a window from one of ``holders`` (or keep it, when
+        ``worker`` is among them): the holder becomes ``worker`` and the lease is renewed.
+
+        Raises StaleClaimError, changing nothing, when the token is not the window's current claim
+        or the window is held by someone not in ``holders``.
+        """
+        lease = self._lease(lease_seconds)
+        who = check_name(worker, "worker")
+        params = {
+            "name": check_name(name),
+            "bucket_time": require_aware(bucket_time, "bucket_time"),
+            "generation": generation,
+            "worker": who,
+            "holders": list(holders),
+            "lease": lease,
+        }
+        rows = self._rows("adopt", params)
+        if not rows:
+            task = self.get(name, bucket_time)
+            placeholder = Claim(self, task, who, lease) if task else None
+            if placeholder is None:
+                raise WindowNotFoundError(f"no window {name!r} at {params['bucket_time'].isoformat()}")
+            placeholder.generation = generation
+            raise self._stale(placeholder, "adopt")
+        return Claim(self, Task.from_row(rows[0]), who, lease)
+
     # -- reopening -----------------------------------------------------------------------------
 
     def reopen(self, name: str, start: datetime, end: datetime, reason: str | None = None) -> int:

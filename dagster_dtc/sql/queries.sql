@@ -188,11 +188,31 @@ GROUP BY name
 ORDER BY name
 
 -- name: claim_diagnosis
--- Why a claim found nothing: counts by reason for one name.
-SELECT count(*) FILTER (WHERE status = 'AVAILABLE' AND not_before > now()) AS backing_off,
+-- Why a claim found nothing: counts by reason for one name. Each window counts under one reason:
+-- an exhausted window that is also inside its backoff counts as exhausted only.
+SELECT count(*) FILTER (WHERE status = 'AVAILABLE' AND not_before > now()
+                        AND NOT (max_attempts IS NOT NULL AND attempt >= max_attempts)) AS backing_off,
        count(*) FILTER (WHERE status = 'AVAILABLE' AND max_attempts IS NOT NULL
                         AND attempt >= max_attempts) AS exhausted,
        count(*) FILTER (WHERE status = 'ACQUIRED') AS held,
        count(*) FILTER (WHERE status = 'AVAILABLE') AS available,
        count(*) AS total
 FROM {table} WHERE name = %(name)s
+
+-- name: held_by
+-- The windows of one name that one holder (e.g. a sensor) claimed and nobody has taken over.
+SELECT {columns} FROM {table}
+WHERE name = %(name)s AND status = 'ACQUIRED' AND acquired_by = %(worker)s
+ORDER BY bucket_time
+
+-- name: adopt
+-- A process takes over a claim made elsewhere (a sensor's claim, picked up by the run it launched):
+-- it must present the token, and the window must still be held by one of the expected holders.
+UPDATE {table}
+SET acquired_by = %(worker)s,
+    lease_expires_at = now() + make_interval(secs => %(lease)s),
+    revision = revision + 1
+WHERE name = %(name)s AND bucket_time = %(bucket_time)s
+  AND status = 'ACQUIRED' AND generation = %(generation)s
+  AND acquired_by = ANY(%(holders)s::text[])
+RETURNING {columns}

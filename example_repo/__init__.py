@@ -1,0 +1,1 @@
+"""Example Dagster code location for dagster-dtc (loaded by workspace.yaml)."""
