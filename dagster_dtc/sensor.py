@@ -216,7 +216,9 @@ def dtc_sensor(
         description=description
         or f"Claims due {task.interval} windows of DTC task {task.name!r} and launches one run each.",
     )
-    def _dtc_sensor(context: SensorEvaluationContext) -> SensorResult:
+    def _dtc_sensor(context: SensorEvaluationContext, **_resources: Any) -> SensorResult:
+        # Direct invocation (tests) passes required resources as keywords; the daemon does not.
+        # Either way the resource is read from the context.
         resource: DTCResource = getattr(context.resources, resource_key)
         deployment, fresh = _deployment_id(context)
         cursor = json.dumps({"deployment": deployment}) if fresh else None

@@ -43,6 +43,11 @@ class DTCWindowConfig(Config):
     )
 
 
+def _refusal(message: str) -> Failure:
+    # Not owning the window is not a flaky error: a RetryPolicy must not retry it.
+    return Failure(description=message, allow_retries=False)
+
+
 def _op_context(context: OpExecutionContext | AssetExecutionContext) -> OpExecutionContext:
     if isinstance(context, AssetExecutionContext):
         return context.op_execution_context
@@ -141,8 +146,8 @@ class DTCWindow:
             return parse_time(run_tags[tags.BUCKET_TIME]), int(claim) if claim else None, "run tags"
         if self.context.has_partition_key:
             return self.task.bucket_for_partition(self.context.partition_key), None, "partition key"
-        raise Failure(
-            description=(
+        raise _refusal(
+            (
                 f"this run names no window of {self.task.name!r}: launch it from the DTC sensor, or set "
                 "dtc_bucket_time in the op config (e.g. 2026-12-01T00:00:00Z), or run a partition"
             )
@@ -166,13 +171,13 @@ class DTCWindow:
                 self.store.create_window(name, bucket, self.task.grid, worker=self.worker)
             claim = self.store.acquire(name, bucket, self.worker, rerun_finished=rerun)
         except WindowHeldError as exc:
-            raise Failure(description=f"{exc}. This run left the window alone.") from None
+            raise _refusal(f"{exc}. This run left the window alone.") from None
         except WindowNotAvailableError as exc:
-            raise Failure(
-                description=f"{exc}. To run it again, set dtc_rerun_complete: true in the op config."
+            raise _refusal(
+                f"{exc}. To run it again, set dtc_rerun_complete: true in the op config."
             ) from None
         except WindowNotFoundError as exc:  # deleted between get and acquire
-            raise Failure(description=str(exc)) from None
+            raise _refusal(str(exc)) from None
         if current is not None and current.status in (Status.COMPLETE, Status.SKIP):
             log.warning(f"re-running window {bucket.isoformat()} that was {current.status.value} (asked to)")
         return claim
@@ -183,8 +188,8 @@ class DTCWindow:
         if self.context.has_partition_key and self.task.on_cron_grid and self.task.start is not None:
             from_partition = self.task.bucket_for_partition(self.context.partition_key)
             if from_partition != bucket:
-                raise Failure(
-                    description=f"window {bucket.isoformat()} (from {self.source}) does not match the "
+                raise _refusal(
+                    f"window {bucket.isoformat()} (from {self.source}) does not match the "
                     f"run's partition {self.context.partition_key}"
                 )
         self.claim = self._own(bucket, token)
@@ -199,6 +204,8 @@ class DTCWindow:
 
     def _will_retry(self, exc: BaseException) -> bool:
         retry_number = self.context.retry_number
+        if isinstance(exc, Failure) and not exc.allow_retries:
+            return False
         if isinstance(exc, RetryRequested):
             return retry_number < exc.max_retries
         policy = self.context.get_step_execution_context().op_retry_policy

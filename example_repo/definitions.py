@@ -10,8 +10,6 @@ Two recurring jobs, each driven by a DTC sensor that claims its windows:
   after late data (``python -m example_repo.late_data``) is counted again and its report replaced.
 """
 
-from __future__ import annotations
-
 import os
 from datetime import datetime, timezone
 

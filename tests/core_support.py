@@ -96,6 +96,16 @@ def claim_and_complete_worker(
     return done
 
 
+def report_to(queue: Any, target: Callable[..., Any], *args: Any) -> None:
+    """Run ``target(*args)`` in a child process and put ``("ok", result)`` or ``("error", text)``."""
+    try:
+        queue.put(("ok", target(*args)))
+    except BaseException as exc:
+        import traceback
+
+        queue.put(("error", "".join(traceback.format_exception(exc))))
+
+
 def hold_forever_worker(url: str, table: str, name: str, lease: float, ready_path: str) -> None:
     """Claim one window inside ``with claim:`` (heartbeats running), report it, then hang."""
     from dagster_dtc import TaskStore

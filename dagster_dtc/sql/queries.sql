@@ -165,7 +165,7 @@ RETURNING t.name, t.bucket_time
 UPDATE {table}
 SET status = 'AVAILABLE', message = coalesce(%(reason)s, message)
 WHERE name = %(name)s AND bucket_time >= %(start)s AND bucket_time < %(end)s
-  AND (status IN ('COMPLETE', 'SKIP')
+  AND (status IN ('COMPLETE', 'SKIP', 'ACQUIRED')
        OR (status = 'AVAILABLE' AND max_attempts IS NOT NULL AND attempt >= max_attempts))
 
 -- name: set_status

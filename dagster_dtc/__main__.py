@@ -1,0 +1,7 @@
+"""``python -m dagster_dtc``: the same as the ``dagster-dtc`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
