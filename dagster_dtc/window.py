@@ -147,10 +147,8 @@ class DTCWindow:
         if self.context.has_partition_key:
             return self.task.bucket_for_partition(self.context.partition_key), None, "partition key"
         raise _refusal(
-            (
-                f"this run names no window of {self.task.name!r}: launch it from the DTC sensor, or set "
-                "dtc_bucket_time in the op config (e.g. 2026-12-01T00:00:00Z), or run a partition"
-            )
+            f"this run names no window of {self.task.name!r}: launch it from the DTC sensor, or set "
+            "dtc_bucket_time in the op config (e.g. 2026-12-01T00:00:00Z), or run a partition"
         )
 
     def _own(self, bucket: datetime, token: int | None) -> Claim:

@@ -15,8 +15,7 @@ from dagster import (
     instance_for_test,
 )
 
-from dagster_dtc import DTCResource, Status, dtc_sensor
-from dagster_dtc import tags
+from dagster_dtc import DTCResource, Status, dtc_sensor, tags
 from dagster_dtc.tags import run_key
 
 from .dagster_support import (
@@ -210,7 +209,7 @@ def test_reexecution_of_a_completed_window_refuses_unless_asked(dtc, instance):
     # UI re-execution copies tags and config, stale claim token included
     again = execute(window_job, request, instance, dtc)
     assert not again.success
-    failure = [e for e in again.all_events if e.event_type_value == "STEP_FAILURE"][0]
+    failure = next(e for e in again.all_events if e.event_type_value == "STEP_FAILURE")
     assert "already COMPLETE" in str(failure.event_specific_data.error.message)
     forced = request.run_config["ops"]["process_window"]["config"]
     forced["dtc_rerun_complete"] = True
