@@ -18,6 +18,9 @@ SKIP or (on failure) AVAILABLE again; any other system can reopen a window with 
             print(claim.window_start, claim.window_end)
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .claim import Claim
 from .errors import (
     DatabaseUnavailableError,
@@ -35,11 +38,32 @@ from .errors import (
 )
 from .intervals import Interval, parse_time
 from .models import Status, Task
-from .resource import DTCResource
-from .sensor import dtc_sensor
 from .store import TaskStore
-from .task import DTCTask
-from .window import DTCWindow, DTCWindowConfig
+
+if TYPE_CHECKING:
+    from .resource import DTCResource
+    from .sensor import dtc_sensor
+    from .task import DTCTask
+    from .window import DTCWindow, DTCWindowConfig
+
+# The Dagster layer is imported on first use: plain Python workers, and every process they spawn,
+# use the core store without paying for (or needing) a Dagster import.
+_LAZY = {
+    "DTCResource": ".resource",
+    "dtc_sensor": ".sensor",
+    "DTCTask": ".task",
+    "DTCWindow": ".window",
+    "DTCWindowConfig": ".window",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "Claim",

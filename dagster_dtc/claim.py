@@ -133,8 +133,13 @@ class Claim:
             return
         if exc is None:
             self.complete()
-        else:
+            return
+        try:
             self.fail(f"{type(exc).__name__}: {exc}")
+        except DTCError as err:
+            # The block's own exception is the one the caller needs to see; the window's state
+            # now belongs to whoever took it over (or the lease will free it).
+            log.warning("could not record failure of %s %s: %s", self.name, self.bucket_time.isoformat(), err)
 
     def __repr__(self) -> str:
         return (

@@ -68,11 +68,12 @@ def _time_arg(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _interval_arg(text: str) -> Interval:
+def _interval_arg(text: str) -> str:
     try:
-        return Interval.parse(text)
+        Interval.parse(text)
     except InvalidIntervalError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text  # parsed again with --origin, which it must be checked against
 
 
 def _name_arg(text: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -90,17 +91,27 @@ def normalize_url(url: str) -> str:
     return plain.render_as_string(hide_password=False)
 
 
+# ``password=...`` in a key/value DSN (``host=db password=x``) or a URL query (``?password=x``).
+_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)", re.IGNORECASE)
+
+
 def redact(url: str) -> str:
     """``url`` with its password replaced by ``***``, safe for logs and error messages."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        # An unescaped '@' in the password makes the rest of it look like part of the host.
+        rendered = None if "@" in (parsed.host or "") else parsed.render_as_string(hide_password=True)
     except Exception:
-        # Unparseable: hide everything between '//' and '@', which is where a password would be.
-        head, sep, tail = url.partition("@")
-        if sep and "//" in head:
-            scheme, _, _ = head.partition("//")
-            return f"{scheme}//***@{tail}"
-        return url
+        rendered = None
+    if rendered is None:
+        # Unparseable: everything between '//' and the last '@' of the authority is user:password.
+        rendered = url
+        scheme, sep, rest = url.partition("//")
+        userinfo, at, host = rest.rpartition("@")
+        if sep and at:
+            user = userinfo.split(":", 1)[0] if ":" in userinfo else None
+            rendered = f"{scheme}//{user}:***@{host}" if user is not None else f"{scheme}//***@{host}"
+    return _PASSWORD_PARAM.sub(r"\1***", rendered)
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:

@@ -126,6 +126,12 @@ def applied_versions(conn: psycopg.Connection[Any], table: TableName) -> set[int
     return {r[0] for r in rows}
 
 
+def table_exists(conn: psycopg.Connection[Any], table: TableName) -> bool:
+    qualified = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,)).fetchone()
+    return bool(row and row[0])
+
+
 def migrate(conn: psycopg.Connection[Any], table: TableName) -> list[str]:
     """Bring ``table`` to the latest version; return the names of the migrations applied."""
     applied: list[str] = []
@@ -141,6 +147,13 @@ def migrate(conn: psycopg.Connection[Any], table: TableName) -> list[str]:
             ).format(table.version_table)
         )
         done = applied_versions(conn, table)
+        if done and not table_exists(conn, table):
+            # The table was dropped behind our back: its recorded versions describe nothing. Start
+            # over, or init_schema would do nothing and every later statement would fail.
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE table_name = %s").format(table.version_table), (table.key,)
+            )
+            done = set()
         fmt = table.placeholders()
         for migration in migrations():
             if migration.version in done:
