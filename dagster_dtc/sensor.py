@@ -18,6 +18,7 @@ from dagster import (
     SensorResult,
     sensor,
 )
+from dagster._core.definitions.asset_selection import CoercibleToAssetSelection
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.tags import RUN_KEY_TAG
@@ -167,6 +168,7 @@ def dtc_sensor(
     *,
     job: JobDefinition | UnresolvedAssetJobDefinition | None = None,
     job_name: str | None = None,
+    asset_selection: CoercibleToAssetSelection | None = None,
     name: str | None = None,
     max_claims_per_tick: int = 10,
     minimum_interval_seconds: int = 30,
@@ -188,7 +190,7 @@ def dtc_sensor(
 
     Args:
         task: the window grid.
-        job / job_name: what each run executes.
+        job / job_name / asset_selection: what each run executes (exactly one of them).
         max_claims_per_tick: most windows claimed per tick.
         resource_key: key of the :class:`DTCResource` in the Definitions.
         newest_first: claim the most recent windows first (default: oldest first).
@@ -199,17 +201,18 @@ def dtc_sensor(
             report = DTCTask("report", "PT5M", start=datetime(2026, 12, 1, tzinfo=timezone.utc))
             report_sensor = dtc_sensor(report, job=report_job, max_claims_per_tick=20)
     """
-    if job is None and job_name is None:
-        raise ValueError("dtc_sensor needs job= or job_name=")
+    if [job is not None or job_name is not None, asset_selection is not None].count(True) != 1:
+        raise ValueError("dtc_sensor needs exactly one target: job=, job_name= or asset_selection=")
     if not 1 <= max_claims_per_tick <= 10_000:
         raise ValueError(f"max_claims_per_tick must be 1..10000, got {max_claims_per_tick}")
-    target_job_name = job_name or job.name  # type: ignore[union-attr]
+    target_job_name = job_name or (job.name if job is not None else None)
     sensor_name = name or f"dtc_{_slug(task.name)}_sensor"
 
     @sensor(
         name=sensor_name,
         job=job,
         job_name=None if job is not None else job_name,
+        asset_selection=asset_selection,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         required_resource_keys={resource_key},
@@ -224,7 +227,12 @@ def dtc_sensor(
         cursor = json.dumps({"deployment": deployment}) if fresh else None
         owner = f"dagster-sensor:{deployment}:{sensor_name}"
         job_def = _resolve_job(context, job, target_job_name)
-        partitioned = job_def is not None and job_def.partitions_def is not None
+        if job_def is not None:
+            partitioned = job_def.partitions_def is not None
+        else:
+            # An asset selection: partitioned when the task defines partitions (its assets should
+            # use task.partitions_def).
+            partitioned = task.start is not None and task.on_cron_grid
         try:
             store = resource.get_store()
             tick = _Tick(context, task, store, owner, job_def, partitioned)
@@ -248,10 +256,10 @@ def dtc_sensor(
 def _resolve_job(
     context: SensorEvaluationContext,
     job: JobDefinition | UnresolvedAssetJobDefinition | None,
-    job_name: str,
+    job_name: str | None,
 ) -> JobDefinition | None:
     repo = context.repository_def
-    if repo is not None and repo.has_job(job_name):
+    if job_name is not None and repo is not None and repo.has_job(job_name):
         return repo.get_job(job_name)
     return job if isinstance(job, JobDefinition) else None
 

@@ -106,6 +106,16 @@ def report_to(queue: Any, target: Callable[..., Any], *args: Any) -> None:
         queue.put(("error", "".join(traceback.format_exception(exc))))
 
 
+def init_schema_worker(url: str, table: str) -> list[str]:
+    from dagster_dtc import TaskStore
+
+    store = TaskStore(url, table)
+    try:
+        return store.init_schema()
+    finally:
+        store.close()
+
+
 def hold_forever_worker(url: str, table: str, name: str, lease: float, ready_path: str) -> None:
     """Claim one window inside ``with claim:`` (heartbeats running), report it, then hang."""
     from dagster_dtc import TaskStore

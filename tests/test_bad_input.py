@@ -64,7 +64,9 @@ def test_unreachable_server(url: str) -> None:
     assert SECRET not in store.safe_url
     started = time.monotonic()
     for call in (store.init_schema, lambda: store.claim("call_mom"), lambda: store.get("call_mom", D1)):
-        with pytest.raises(DatabaseUnavailableError, match="cannot connect to PostgreSQL at postgresql://dtc:\\*\\*\\*@") as info:
+        with pytest.raises(
+            DatabaseUnavailableError, match="cannot connect to PostgreSQL at postgresql://dtc:\\*\\*\\*@"
+        ) as info:
             call()
         assert SECRET not in str(info.value)
         assert info.value.__cause__ is None or SECRET not in str(info.value.__cause__)
@@ -146,7 +148,7 @@ def test_longest_table_name_works_end_to_end(database_url: str) -> None:
 
 HOSTILE_NAMES = [
     "x'); DROP TABLE dtc_tasks; --",
-    "x\"); DELETE FROM dtc_tasks; --",
+    'x"); DELETE FROM dtc_tasks; --',
     "'; UPDATE {table} SET status = 'SKIP'; --",
     "%s",
     "%(name)s",
@@ -181,26 +183,46 @@ def test_hostile_window_names_are_stored_verbatim(store: TaskStore, database_url
             sql.SQL("SELECT name, count(*) FROM {} GROUP BY name").format(store.table.identifier)
         ).fetchall()
     assert dict(rows) == {**{n: 2 for n in names}, "bystander": 3}
-    assert [t.status for t in store.query("bystander")] == [Status.COMPLETE, Status.AVAILABLE, Status.AVAILABLE]
+    assert [t.status for t in store.query("bystander")] == [
+        Status.COMPLETE,
+        Status.AVAILABLE,
+        Status.AVAILABLE,
+    ]
 
 
 def test_injection_into_a_real_dtc_tasks_table_harms_nothing(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        existed = conn.execute("SELECT to_regclass('dtc_tasks') IS NOT NULL").fetchone() == (True,)
     store = TaskStore(database_url, "dtc_tasks")
+    evil = "x'); DROP TABLE dtc_tasks; --"
     try:
         store.init_schema()
         store.create_window("bystander_of_dtc_tasks", D1, "P1D")
-        evil = "x'); DROP TABLE dtc_tasks; --"
         store.create_window(evil, D1, "P1D")
         store.claim(evil)[0].complete(evil)
         assert store.get("bystander_of_dtc_tasks", D1) is not None
         assert store.get(evil, D1).message == evil  # type: ignore[union-attr]
     finally:
-        execute(database_url, "DELETE FROM dtc_tasks WHERE name IN (%s, %s)", ("bystander_of_dtc_tasks", evil))
         store.close()
+        if existed:
+            execute(
+                database_url, "DELETE FROM dtc_tasks WHERE name IN (%s, %s)", ("bystander_of_dtc_tasks", evil)
+            )
+        else:
+            execute(database_url, "DROP TABLE dtc_tasks")
 
 
 def test_unicode_names(store: TaskStore) -> None:
-    names = ["звонок_маме", "電話する", "📞 mom", "café", "cafe\u0301", "مرحبا", "é" * MAX_NAME_LENGTH, "📞" * MAX_NAME_LENGTH]
+    names = [
+        "звонок_маме",
+        "電話する",
+        "📞 mom",
+        "café",
+        "cafe\u0301",
+        "مرحبا",
+        "é" * MAX_NAME_LENGTH,
+        "📞" * MAX_NAME_LENGTH,
+    ]
     for name in names:
         assert store.create_window(name, D1, "PT1H")
         [claim] = store.claim(name, worker=f"worker-{name[:20]}")
@@ -265,7 +287,9 @@ def test_naive_and_misaligned_times(store: TaskStore) -> None:
     ):
         with pytest.raises(InvalidTimeError, match="has no time zone; pass an aware datetime"):
             call()
-    with pytest.raises(InvalidTimeError, match=r"not on the PT1H grid .* starts at 2026-12-01T00:00:00\+00:00"):
+    with pytest.raises(
+        InvalidTimeError, match=r"not on the PT1H grid .* starts at 2026-12-01T00:00:00\+00:00"
+    ):
         store.create_window("call_mom", D1 + timedelta(minutes=30), "PT1H")
     with pytest.raises(InvalidTimeError, match="must be after start"):
         store.create_windows("call_mom", "P1D", D1 + DAY, D1)

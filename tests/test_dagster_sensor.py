@@ -310,3 +310,24 @@ def _history_message(dtc: DTCResource) -> str:
     with psycopg.connect(dtc.get_store().database_url) as conn:
         rows = conn.execute(f"SELECT message FROM {dtc.table} WHERE fail_count > 0").fetchall()
     return " ".join(r[0] or "" for r in rows)
+
+
+def test_asset_selection_target_sends_partition_keys(dtc, instance):
+    sensor = dtc_sensor(
+        PARTITIONED, asset_selection=[daily_asset], max_claims_per_tick=2, name="assets_sensor"
+    )
+    context = build_sensor_context(
+        instance=instance, resources={"dtc": dtc}, definitions=defs_for(dtc, sensor)
+    )
+    result = sensor(context)
+    assert len(result.run_requests) == 2
+    for request in result.run_requests:
+        assert request.partition_key == request.tags[tags.BUCKET_TIME][:10]
+        assert not request.run_config  # assets read the window from tags or the partition
+
+
+def test_sensor_needs_exactly_one_target():
+    with pytest.raises(ValueError, match="exactly one target"):
+        dtc_sensor(DAILY)
+    with pytest.raises(ValueError, match="exactly one target"):
+        dtc_sensor(DAILY, job=window_job, asset_selection=[daily_asset])

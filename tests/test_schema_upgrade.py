@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 from dagster_dtc import Status, TaskStore
 from dagster_dtc.schema import LATEST_VERSION, VERSION_TABLE, migrations
 
-from .core_support import execute, raw_rows, report_to, utc
+from .core_support import execute, init_schema_worker, raw_rows, report_to, utc
 
 DAY = timedelta(days=1)
 D1 = utc(2026, 11, 23)
@@ -62,8 +62,19 @@ def java_table(database_url: str) -> str:
     table = f"java_{uuid.uuid4().hex[:10]}"
     execute(database_url, JAVA_DDL.format(table=table))
     rows: list[tuple[Any, ...]] = [
-        ("call_mom", D1, "1 day", "COMPLETE", "java-1", D1, "java-1", D1 + timedelta(hours=1),
-         D1 + timedelta(hours=2), 0, "called"),
+        (
+            "call_mom",
+            D1,
+            "1 day",
+            "COMPLETE",
+            "java-1",
+            D1,
+            "java-1",
+            D1 + timedelta(hours=1),
+            D1 + timedelta(hours=2),
+            0,
+            "called",
+        ),
         ("call_mom", D1 + DAY, "1 day", "SKIP", "java-1", D1, None, None, None, None, "holiday"),
         ("call_mom", D1 + 2 * DAY, "1 day", "ACQUIRED", "java-1", D1, "java-2", D1 + 2 * DAY, None, 1, None),
         ("call_mom", D1 + 3 * DAY, "1 day", "AVAILABLE", "java-1", D1, None, None, None, None, None),
@@ -73,9 +84,9 @@ def java_table(database_url: str) -> str:
     with psycopg.connect(database_url, autocommit=True) as conn:
         with conn.cursor() as cur:
             cur.executemany(
-                sql.SQL("INSERT INTO {} VALUES (%s, %s, %s::interval, %s, %s, %s, %s, %s, %s, %s, %s)").format(
-                    sql.Identifier(table)
-                ),
+                sql.SQL(
+                    "INSERT INTO {} VALUES (%s, %s, %s::interval, %s, %s, %s, %s, %s, %s, %s, %s)"
+                ).format(sql.Identifier(table)),
                 rows,
             )
     return table
@@ -88,7 +99,10 @@ def test_java_table_is_upgraded_in_place(java_table: str, database_url: str) -> 
     store = TaskStore(database_url, java_table, lease_seconds=5, backoff_base=0.0, backoff_max=0.0)
     try:
         applied = store.init_schema()
-        assert applied == ALL_MIGRATIONS and ALL_MIGRATIONS[:2] == ["0001_java_table", "0002_claims_and_leases"]
+        assert applied == ALL_MIGRATIONS and ALL_MIGRATIONS[:2] == [
+            "0001_java_table",
+            "0002_claims_and_leases",
+        ]
         assert store.init_schema() == []
 
         after = raw_rows(database_url, java_table)
@@ -119,15 +133,28 @@ def test_java_table_is_upgraded_in_place(java_table: str, database_url: str) -> 
                 (java_table,),
             ).fetchall()
         assert [v["version"] for v in versions] == list(range(1, LATEST_VERSION + 1))
-        for new_column in ("generation", "revision", "attempt", "max_attempts", "not_before", "lease_expires_at",
-                           "reopen_requested", "reopened_at"):
+        for new_column in (
+            "generation",
+            "revision",
+            "attempt",
+            "max_attempts",
+            "not_before",
+            "lease_expires_at",
+            "reopen_requested",
+            "reopened_at",
+        ):
             assert new_column in columns
         assert columns["name"]["data_type"] == "text" and columns["fail_count"]["is_nullable"] == "NO"
 
         # records parse, intervals read back as ISO-8601
         tasks = store.query("call_mom")
-        assert [t.status for t in tasks] == [Status.COMPLETE, Status.SKIP, Status.ACQUIRED, Status.AVAILABLE,
-                                             Status.AVAILABLE]
+        assert [t.status for t in tasks] == [
+            Status.COMPLETE,
+            Status.SKIP,
+            Status.ACQUIRED,
+            Status.AVAILABLE,
+            Status.AVAILABLE,
+        ]
         assert {t.bucket_interval for t in tasks} == {"P1D"}
         assert store.query("water_plants")[0].window_end == D1 + 7 * DAY
 
@@ -141,8 +168,11 @@ def test_java_table_is_upgraded_in_place(java_table: str, database_url: str) -> 
         assert store.create_windows("call_mom", "P1D", D1, D1 + 7 * DAY) == 2
         assert store.create_window("a_name_longer_than_the_java_limit_of_32", D1, "P1D")
         # the Java-held window can be reopened by plain SQL (no lease: it is taken away at once)
-        execute(database_url, f"UPDATE {java_table} SET status = 'AVAILABLE' WHERE bucket_time = %s",
-                (D1 + 2 * DAY,))
+        execute(
+            database_url,
+            f"UPDATE {java_table} SET status = 'AVAILABLE' WHERE bucket_time = %s",
+            (D1 + 2 * DAY,),
+        )
         [java_window] = store.claim("call_mom", worker="python")
         assert java_window.bucket_time == D1 + 2 * DAY and java_window.generation == 2
         java_window.complete()
@@ -161,23 +191,15 @@ def test_status_check_constraint_after_upgrade(store: TaskStore, database_url: s
     assert store.get("call_mom", D1).status is Status.AVAILABLE  # type: ignore[union-attr]
 
 
-def _init(url: str, table: str) -> list[str]:
-    store = TaskStore(url, table)
-    try:
-        return store.init_schema()
-    finally:
-        store.close()
-
-
 def _assert_applied_once(url: str, table: str, results: list[list[str]]) -> None:
     flat = [name for r in results for name in r]
     assert sorted(flat) == ALL_MIGRATIONS, results
     assert sum(1 for r in results if r) == 1, results
     with psycopg.connect(url, autocommit=True) as conn:
         versions = conn.execute(
-            sql.SQL("SELECT version, count(*) FROM {} WHERE table_name = %s GROUP BY version ORDER BY version").format(
-                sql.Identifier(VERSION_TABLE)
-            ),
+            sql.SQL(
+                "SELECT version, count(*) FROM {} WHERE table_name = %s GROUP BY version ORDER BY version"
+            ).format(sql.Identifier(VERSION_TABLE)),
             (table,),
         ).fetchall()
     assert versions == [(v, 1) for v in range(1, LATEST_VERSION + 1)]
@@ -200,7 +222,7 @@ def test_init_schema_racing_threads(database_url: str) -> None:
     def run() -> None:
         try:
             go.wait()
-            results.append(_init(database_url, table))
+            results.append(init_schema_worker(database_url, table))
         except BaseException as exc:
             errors.append(exc)
 
@@ -217,7 +239,9 @@ def test_init_schema_racing_processes(database_url: str) -> None:
     table = f"race_{uuid.uuid4().hex[:10]}"
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=report_to, args=(queue, _init, database_url, table)) for _ in range(4)]
+    procs = [
+        ctx.Process(target=report_to, args=(queue, init_schema_worker, database_url, table)) for _ in range(4)
+    ]
     for p in procs:
         p.start()
     try:
@@ -244,3 +268,15 @@ def test_schema_qualified_table_and_case_folding(database_url: str) -> None:
     finally:
         store.close()
         execute(database_url, f"DROP SCHEMA {schema_name} CASCADE")
+
+
+def test_init_schema_recreates_a_dropped_table(store: TaskStore, database_url: str) -> None:
+    store.create_window("call_mom", D1, "P1D")
+    assert store.init_schema() == []
+    execute(database_url, f"DROP TABLE {store.table.name}")
+    # the recorded versions no longer describe anything: start over instead of doing nothing
+    assert store.init_schema() == ALL_MIGRATIONS
+    assert store.query() == []
+    assert store.create_window("call_mom", D1, "P1D")
+    [claim] = store.claim("call_mom")
+    assert claim.complete().status is Status.COMPLETE

@@ -104,7 +104,9 @@ def test_functions_are_security_definer_with_a_pinned_search_path(
     ]
 
 
-def test_reopen_function_does_what_store_reopen_does(store: TaskStore, admin: psycopg.Connection[Any]) -> None:
+def test_reopen_function_does_what_store_reopen_does(
+    store: TaskStore, admin: psycopg.Connection[Any]
+) -> None:
     scenario(store, admin, "by_store")
     scenario(store, admin, "by_sql")
     assert store.reopen("by_store", D1, END, "late bill") == 5
@@ -131,12 +133,16 @@ def test_skip_function_does_what_store_skip_does(store: TaskStore, admin: psycop
     assert tasks[2].generation == 2  # the holder was fenced off
 
 
-def test_reason_is_optional_and_the_range_is_half_open(store: TaskStore, admin: psycopg.Connection[Any]) -> None:
+def test_reason_is_optional_and_the_range_is_half_open(
+    store: TaskStore, admin: psycopg.Connection[Any]
+) -> None:
     store.create_windows("call_mom", "P1D", D1, END)
     for claim in store.claim("call_mom", limit=7):
         claim.complete("answered")
     fn = sql.Identifier(f"{store.table.name}_reopen")
-    row = admin.execute(sql.SQL("SELECT {}('call_mom', %s, %s)").format(fn), (D1 + DAY, D1 + 3 * DAY)).fetchone()
+    row = admin.execute(
+        sql.SQL("SELECT {}('call_mom', %s, %s)").format(fn), (D1 + DAY, D1 + 3 * DAY)
+    ).fetchone()
     assert row == (2,)
     assert [t.message for t in store.query("call_mom")] == (
         ["answered"] + ["reopened (was COMPLETE)"] * 2 + ["answered"] * 4
@@ -198,7 +204,8 @@ def test_functions_of_a_schema_qualified_table(database_url: str, admin: psycopg
         assert call(admin, f"{schema}.tasks_reopen", "call_mom", D1, D1 + DAY, None) == 1
         assert [t.status for t in store.query("call_mom")] == [Status.AVAILABLE, Status.SKIP]
     found = admin.execute(
-        "SELECT count(*) FROM pg_proc WHERE pronamespace = %s::regnamespace AND proname LIKE 'tasks\\_%%'",
+        "SELECT count(*) FROM pg_proc WHERE pronamespace = %s::regnamespace "
+        "AND proname IN ('tasks_reopen', 'tasks_skip')",
         (schema,),
     ).fetchone()
     assert found == (2,)
@@ -231,26 +238,33 @@ def test_every_sql_example_in_the_docs_runs(store: TaskStore, admin: psycopg.Con
             admin.execute(for_test(block, store.table.name))
 
 
-def test_the_documented_plain_updates(store: TaskStore, admin: psycopg.Connection[Any]) -> None:
+def test_the_documented_plain_reopen_update(store: TaskStore, admin: psycopg.Connection[Any]) -> None:
     scenario(store, admin, "daily_report")
     reopen = doc_block("UPDATE dtc_tasks\n   SET status = 'AVAILABLE'")
-    cur = admin.execute(for_test(reopen, store.table.name))
-    assert cur.rowcount == 4  # COMPLETE, SKIP, and both held windows
+    assert admin.execute(for_test(reopen, store.table.name)).rowcount == 4  # COMPLETE, SKIP, both held
     tasks = store.query("daily_report")
-    assert [t.status for t in tasks] == [Status.AVAILABLE, Status.AVAILABLE, Status.ACQUIRED] + [Status.AVAILABLE] * 4
-    assert tasks[2].reopen_requested and tasks[0].message == "late invoices from billing"
+    assert [t.status for t in tasks] == [Status.AVAILABLE] * 2 + [Status.ACQUIRED] + [Status.AVAILABLE] * 4
+    assert [t.message for t in tasks[:4]] == ["late invoices from billing"] * 4
+    assert tasks[2].reopen_requested and tasks[2].generation == 1  # held: marked, not handed out
+    assert tasks[3].generation == 2  # expired holder fenced off
+    assert all(t.attempt == 0 and t.reopened_at is not None for t in tasks[:2])
 
-    scenario(store, admin, "skip_by_store")
-    store.skip("skip_by_store", D1 + 23 * DAY, D1 + 26 * DAY, "holiday")
-    admin.execute(f"UPDATE {store.table.name} SET name = 'x_daily' WHERE name = 'daily_report'")
-    store.create_windows("daily_report", "P1D", D1 + 23 * DAY, D1 + 26 * DAY)
-    store.create_windows("skip_by_store", "P1D", D1 + 23 * DAY, D1 + 26 * DAY)
+
+def test_the_documented_plain_skip_update_matches_store_skip(
+    store: TaskStore, admin: psycopg.Connection[Any]
+) -> None:
+    holiday, after = datetime(2026, 12, 24, tzinfo=UTC), datetime(2026, 12, 27, tzinfo=UTC)
+    for name in ("daily_report", "by_store"):
+        store.create_windows(name, "P1D", holiday - DAY, after + DAY)
+        claims = store.claim(name, limit=2, worker="phone-1", lease_seconds=300)
+        claims[0].complete("answered")  # 23rd, outside the range
+        # the 24th stays held by phone-1
     skip = doc_block("UPDATE dtc_tasks\n   SET status = 'SKIP'")
     assert admin.execute(for_test(skip, store.table.name)).rowcount == 3
-    store.skip("skip_by_store", D1 + 23 * DAY, D1 + 26 * DAY, "holiday")
-    assert [t.status for t in store.query("daily_report")] == [Status.SKIP] * 3
-    assert [(t.status, t.message) for t in store.query("daily_report")] == [
-        (t.status, t.message) for t in store.query("skip_by_store", bucket_start=D1 + 23 * DAY)
+    assert store.skip("by_store", holiday, after, "holiday") == 3
+    assert snapshot(store, "daily_report") == snapshot(store, "by_store")
+    assert [t.status for t in store.query("daily_report")] == [Status.COMPLETE] + [Status.SKIP] * 3 + [
+        Status.AVAILABLE
     ]
 
 
@@ -296,18 +310,19 @@ def test_least_privilege_role_from_the_docs(
             sql.SQL("UPDATE {} SET fail_count = 0"),
             sql.SQL("UPDATE {} SET status = 'AVAILABLE' WHERE name = 'daily_report'"),
             sql.SQL("TRUNCATE {}"),
-            sql.SQL("SELECT {}_skip('daily_report', now(), now() + interval '1 day')"),
         ]
         for statement in forbidden:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement.format(sql.Identifier(table)))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied for function"):
+            call(conn, f"{table}_skip", "daily_report", D1, END, None)
     assert [t.fail_count for t in store.query("daily_report")] == [0, 0, 0, 0, 1, 1, 0]
 
     # The CLI as that role: reading works, writing is refused with exit status 1.
     url = make_url(database_url).set(username=name, password=password).render_as_string(hide_password=False)
     assert cli.main(["--database-url", url, "--table", table, "list", "daily_report", "--json"]) == 0
     capsys.readouterr()
-    assert cli.main(["--database-url", url, "--table", table, "skip", "daily_report", "--start", "2026-12-01",
-                     "--end", "2026-12-08"]) == 1  # fmt: skip
+    skip = ["skip", "daily_report", "--start", "2026-12-01", "--end", "2026-12-08"]
+    assert cli.main(["--database-url", url, "--table", table, *skip]) == 1
     err = capsys.readouterr().err
     assert "permission denied" in err and password not in err and err.count("\n") == 1

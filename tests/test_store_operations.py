@@ -66,7 +66,9 @@ def test_create_window_is_idempotent(store: TaskStore) -> None:
 
 
 def test_create_window_checks_the_grid_and_the_interval(store: TaskStore) -> None:
-    with pytest.raises(InvalidTimeError, match=r"the window containing it starts at 2026-12-01T00:00:00\+00:00"):
+    with pytest.raises(
+        InvalidTimeError, match=r"the window containing it starts at 2026-12-01T00:00:00\+00:00"
+    ):
         store.create_window("call_mom", D1 + timedelta(hours=6), "P1D")
     assert store.create_window("early", D1 + timedelta(hours=6), "P1D", origin=utc(2026, 1, 1, 6))
     store.create_window("call_mom", D1, "P1D")
@@ -96,7 +98,10 @@ def test_create_windows_counts_new_rows_and_leaves_existing_ones_alone(store: Ta
     assert store.create_windows("call_mom", "P1D", D1 + timedelta(hours=1), D1 + timedelta(hours=2)) == 0
     # the range end is exclusive, the start is rounded up onto the grid
     assert store.create_windows("hourly", "PT1H", D1 + timedelta(minutes=30), D1 + timedelta(hours=3)) == 2
-    assert [t.bucket_time for t in store.query("hourly")] == [D1 + timedelta(hours=1), D1 + timedelta(hours=2)]
+    assert [t.bucket_time for t in store.query("hourly")] == [
+        D1 + timedelta(hours=1),
+        D1 + timedelta(hours=2),
+    ]
     # calendar months land on the 1st in UTC
     assert store.create_windows("monthly", "P1M", utc(2026, 1, 15), utc(2027, 1, 1)) == 11
     monthly = store.query("monthly")
@@ -122,7 +127,9 @@ def test_create_windows_is_one_statement(store: TaskStore, url: str) -> None:
             )
         )
         assert store.create_windows("five", "PT5M", D1, D1 + 7 * DAY) == 7 * 288
-        statements = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(counter))).fetchone()
+        statements = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(counter))
+        ).fetchone()
         assert statements == (1,)
         conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(counter)))
         conn.execute(sql.SQL("DROP FUNCTION {}() CASCADE").format(sql.Identifier(f"{counter}_fn")))
@@ -159,8 +166,13 @@ def test_query_filters(store: TaskStore) -> None:
     assert [t.name for t in store.query()] == ["call_mom"] * 6 + ["water_plants"] * 4
     assert len(store.query("water_plants")) == 4
     assert [t.bucket_time for t in store.query("call_mom", ["COMPLETE"])] == [D1]
-    assert [t.bucket_time for t in store.query("call_mom", [Status.ACQUIRED, "skip"])] == [D1 + DAY, D1 + 2 * DAY]
-    assert [t.bucket_time for t in store.query("call_mom", bucket_start=D1 + DAY, bucket_end=D1 + 3 * DAY)] == [
+    assert [t.bucket_time for t in store.query("call_mom", [Status.ACQUIRED, "skip"])] == [
+        D1 + DAY,
+        D1 + 2 * DAY,
+    ]
+    assert [
+        t.bucket_time for t in store.query("call_mom", bucket_start=D1 + DAY, bucket_end=D1 + 3 * DAY)
+    ] == [
         D1 + DAY,
         D1 + 2 * DAY,
     ]
@@ -192,7 +204,11 @@ def test_claim_oldest_first_with_token_and_lease(store: TaskStore) -> None:
         assert task.lease_expires_at is not None
         assert timedelta(seconds=4) < task.lease_expires_at - task.acquired_at <= timedelta(seconds=5)
     # the held ones are not handed out again
-    assert [c.bucket_time for c in store.claim("call_mom", limit=10)] == [D1 + 2 * DAY, D1 + 3 * DAY, D1 + 4 * DAY]
+    assert [c.bucket_time for c in store.claim("call_mom", limit=10)] == [
+        D1 + 2 * DAY,
+        D1 + 3 * DAY,
+        D1 + 4 * DAY,
+    ]
     assert store.claim("call_mom") == []
     assert store.claim("nobody") == []
 
@@ -454,7 +470,12 @@ def test_skip_range(store: TaskStore) -> None:
     a, b = store.claim("call_mom", limit=2)
     a.complete()
     assert store.skip("call_mom", D1, D1 + 3 * DAY, reason="away") == 2
-    assert [t.status for t in store.query("call_mom")] == [Status.COMPLETE, Status.SKIP, Status.SKIP, Status.AVAILABLE]
+    assert [t.status for t in store.query("call_mom")] == [
+        Status.COMPLETE,
+        Status.SKIP,
+        Status.SKIP,
+        Status.AVAILABLE,
+    ]
     with pytest.raises(StaleClaimError):
         b.complete()
     assert store.skip("call_mom", D1, D1 + 3 * DAY) == 0
@@ -480,7 +501,11 @@ def test_find_or_create_and_acquire_with_lag_and_backlog(store: TaskStore) -> No
     now = utc(2026, 12, 10, 15, 30)
     claim = store.find_or_create_and_acquire("call_mom", "P1D", lag=1, backlog=2, now=now, worker="w")
     # current = the day before the one containing now; plus 2 days of backlog
-    assert [t.bucket_time for t in store.query("call_mom")] == [utc(2026, 12, 7), utc(2026, 12, 8), utc(2026, 12, 9)]
+    assert [t.bucket_time for t in store.query("call_mom")] == [
+        utc(2026, 12, 7),
+        utc(2026, 12, 8),
+        utc(2026, 12, 9),
+    ]
     assert claim is not None and claim.bucket_time == utc(2026, 12, 7) and claim.worker == "w"
     newest = store.find_or_create_and_acquire("call_mom", "P1D", lag=1, backlog=2, now=now, newest_first=True)
     assert newest is not None and newest.bucket_time == utc(2026, 12, 9)
@@ -541,7 +566,9 @@ def test_explain_empty_claim(store: TaskStore, url: str) -> None:
     assert store.explain_empty_claim("call_mom") == "nothing claimable for 'call_mom': 2 held by workers"
     a.complete()
     b.skip()
-    assert store.explain_empty_claim("call_mom") == "all 2 windows of 'call_mom' are COMPLETE or SKIP; none due"
+    assert (
+        store.explain_empty_claim("call_mom") == "all 2 windows of 'call_mom' are COMPLETE or SKIP; none due"
+    )
 
     slow = TaskStore(url, store.table.name, backoff_base=60, backoff_max=60, max_attempts=1)
     try:
@@ -555,7 +582,10 @@ def test_explain_empty_claim(store: TaskStore, url: str) -> None:
         assert slow.explain_empty_claim("flaky") == (
             "3 windows of 'flaky' are claimable (1 over max attempts (reopen to retry))"
         )
-        assert slow.explain_empty_claim("flaky2") == "nothing claimable for 'flaky2': 1 waiting out a retry backoff"
+        assert (
+            slow.explain_empty_claim("flaky2")
+            == "nothing claimable for 'flaky2': 1 waiting out a retry backoff"
+        )
         assert len(slow.claim("flaky", limit=10)) == 3
         assert slow.explain_empty_claim("flaky") == (
             "nothing claimable for 'flaky': 3 held by workers, 1 over max attempts (reopen to retry)"
