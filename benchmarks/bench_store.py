@@ -368,7 +368,7 @@ def bench_create(url: str) -> dict[str, Any]:
 def _fill(url: str, table: str, kind: str, size: int, available: int, layout: str) -> None:
     """``size`` PT1M windows, ``available`` AVAILABLE (the newest, or spread evenly), the rest COMPLETE."""
     step = size // available
-    is_available = f"i >= {size - available}" if layout == "newest" else f"i % {step} = {step - 1}"
+    is_available = f"i >= {size - available}" if layout == "newest" else f"i %% {step} = {step - 1}"
     when = "%s::timestamptz + i * interval '1 minute'"
     if kind == "store":
         _drop(url, table)

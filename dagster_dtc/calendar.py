@@ -3,8 +3,9 @@
 Pure functions over :class:`~dagster_dtc.Task` records (nothing here touches the database). The
 layout follows the interval:
 
-* ``P1D``: a month calendar per month, one row per week (Mon..Sun), each cell the day of the month
-  and the window's status.
+* ``P1D``: a month calendar per month, one row per week (Mon..Sun) from the first window's week to
+  the last one's, each cell the day of the month and the window's status (just the day when it
+  has no window).
 * ``PT1H`` .. ``PT12H`` (a whole number of windows per day, at most 24): one row per day, the time
   of day across.
 * ``PT5M`` .. ``PT30M`` (at most 12 windows per hour): one block per day, one row per hour, the
@@ -12,9 +13,17 @@ layout follows the interval:
 * ``P1M``, ``P3M``, ``P6M`` ... (months dividing a year): one row per year, the months across.
 * anything else: a list, one window per line.
 
-Status codes: ``C`` COMPLETE, ``S`` SKIP, ``A`` ACQUIRED, ``.`` AVAILABLE, followed by ``!n`` when
-the window failed ``n`` times. In colour: COMPLETE green, SKIP grey, ACQUIRED yellow, AVAILABLE after
-a failure red.
+Cells show the status word (``27 AVAILABLE !2``: the window of the 27th, failed twice); grids of
+more than 8 columns (hourly, five-minutely, monthly) use one-letter codes instead: ``C`` COMPLETE,
+``S`` SKIP, ``A`` ACQUIRED, ``.`` AVAILABLE. In colour: COMPLETE green, SKIP grey, ACQUIRED yellow,
+AVAILABLE after a failure red.
+
+    call_mom  P1D @ 00:00Z
+    2026-11-23 to 2026-11-29 (UTC), 6 windows: COMPLETE 2, SKIP 2, ACQUIRED 1, AVAILABLE 1
+
+    November 2026
+         Mon           Tue           Wed           Thu           Fri           Sat           Sun
+    W48  23 COMPLETE   24 COMPLETE   25 SKIP       26 ACQUIRED   27 AVAILABLE  28 SKIP       29
 
 .. code-block:: python
 
@@ -51,11 +60,11 @@ MAX_MESSAGE_CHARS = 160
 CODES = {Status.COMPLETE: "C", Status.SKIP: "S", Status.ACQUIRED: "A", Status.AVAILABLE: "."}
 EMOJI = {Status.COMPLETE: "✅", Status.SKIP: "⏭️", Status.ACQUIRED: "⏳", Status.AVAILABLE: "⬜"}
 FAILED_EMOJI = "❌"
-TEXT_LEGEND = "C complete  S skip  A acquired (running)  . available  !n failed n times"
-MARKDOWN_LEGEND = (
-    "✅ COMPLETE · ⏭️ SKIP · ⏳ ACQUIRED (running) · ⬜ AVAILABLE · "
-    "❌ AVAILABLE after a failure · !n failed n times"
-)
+# Grids wider than this show one-letter codes (explained in a legend) instead of status words.
+MAX_WORD_COLUMNS = 8
+TEXT_LEGEND = "C COMPLETE  S SKIP  A ACQUIRED (running)  . AVAILABLE"
+MARKDOWN_LEGEND = "✅ COMPLETE · ⏭️ SKIP · ⏳ ACQUIRED (running) · ⬜ AVAILABLE · ❌ AVAILABLE after a failure"
+FAILS_LEGEND = "!n: failed n times"
 
 _RESET = "\x1b[0m"
 _COLOURS = {
@@ -192,10 +201,13 @@ def _month_sections(tasks: list[Task]) -> list[Section] | None:
     if not _unique(days):
         return None
     by_day = dict(zip(days, tasks, strict=True))
+    first, last = min(days), max(days)
     sections = []
     for year, month in sorted({(d.year, d.month) for d in days}):
         rows = []
         for week in _stdcal.Calendar(firstweekday=0).monthdatescalendar(year, month):
+            if week[-1] < first or week[0] > last:  # weeks outside the windows' range
+                continue
             cells = tuple(Cell(f"{d.day:>2}", by_day.get(d)) if d.month == month else Cell() for d in week)
             rows.append(Row(f"W{week[0].isocalendar()[1]:02d}", cells))
         sections.append(Section(_month_title(year, month), WEEKDAYS, tuple(rows)))
@@ -304,8 +316,16 @@ def clean(text: str, limit: int | None = None) -> str:
     return out
 
 
-def _code(task: Task) -> str:
-    return CODES[task.status] + (f"!{task.fail_count}" if task.fail_count else "")
+def _status_text(task: Task, compact: bool) -> str:
+    """``COMPLETE``, ``AVAILABLE !2`` (failed twice); ``C``, ``.!2`` in a compact grid."""
+    fails = f"!{task.fail_count}" if task.fail_count else ""
+    if compact:
+        return CODES[task.status] + fails
+    return f"{task.status.value} {fails}" if fails else task.status.value
+
+
+def _compact(section: Section) -> bool:
+    return len(section.columns) > MAX_WORD_COLUMNS
 
 
 def _colour(task: Task) -> str:
@@ -317,13 +337,41 @@ def _colour(task: Task) -> str:
 SUMMARY_ORDER = (Status.COMPLETE, Status.SKIP, Status.ACQUIRED, Status.AVAILABLE)
 
 
-def _summary_counts(cal: Calendar) -> list[tuple[Status, int]]:
+def _anchor(cal: Calendar) -> str:
+    """Where the grid sits: ``00:00Z`` for daily windows, ``day 1 00:00Z`` for monthly ones ..."""
+    first = _utc(cal.start)
+    try:
+        grid = Interval.parse(cal.interval)
+    except InvalidIntervalError:
+        return _iso(first)
+    if grid.months:
+        return f"day {first.day} {_clock_of(first)}"
+    if grid.fixed < DAY:  # the earliest time of day on the grid
+        return _clock_of(_midnight(first) + (first - _midnight(first)) % grid.fixed)
+    if grid.fixed == DAY:
+        return _clock_of(first)
+    return f"{WEEKDAYS[first.weekday()]} {_clock_of(first)}"
+
+
+def _clock_of(value: datetime) -> str:
+    return value.strftime("%H:%M:%SZ" if value.second else "%H:%MZ")
+
+
+def _summary(cal: Calendar) -> str:
     counts = cal.counts
-    return [(s, counts[s]) for s in SUMMARY_ORDER]
+    failing = sum(1 for t in cal.tasks if t.status is Status.AVAILABLE and t.fail_count > 0)
+    return (
+        f"{_when(cal.start)} to {_when(cal.end)} (UTC), {len(cal.tasks)} windows: "
+        + ", ".join(f"{s.value} {counts[s]}" for s in SUMMARY_ORDER)
+        + (f" ({failing} after failing)" if failing else "")
+    )
 
 
-def _failed_available(cal: Calendar) -> int:
-    return sum(1 for t in cal.tasks if t.status is Status.AVAILABLE and t.fail_count > 0)
+def _legend(cal: Calendar, codes: str) -> list[str]:
+    parts = [codes] if any(_compact(s) for s in cal.sections) else []
+    if any(t.fail_count for t in cal.tasks):
+        parts.append(FAILS_LEGEND)
+    return ["", "  ".join(parts)] if parts else []
 
 
 # -- terminal text ---------------------------------------------------------------------------------
@@ -338,17 +386,11 @@ def render_text(tasks: Iterable[Task], *, color: bool = False) -> str:
 
 
 def _text_calendar(cal: Calendar, color: bool) -> str:
-    lines = [
-        f"{clean(cal.name)}  every {cal.interval}  {_when(cal.start)} to {_when(cal.end)} (UTC)  "
-        f"{len(cal.tasks)} windows",
-        "  ".join(f"{s.value} {n}" for s, n in _summary_counts(cal))
-        + (f"  ({_failed_available(cal)} AVAILABLE after failing)" if _failed_available(cal) else ""),
-    ]
+    lines = [f"{clean(cal.name)}  {cal.interval} @ {_anchor(cal)}", _summary(cal)]
     for section in cal.sections:
         lines.append("")
         lines.extend(_text_section(section, color, list_layout=cal.layout == "list"))
-    lines.append("")
-    lines.append(TEXT_LEGEND)
+    lines.extend(_legend(cal, TEXT_LEGEND))
     failed = cal.failed
     if failed:
         lines.append("")
@@ -363,32 +405,27 @@ def _text_calendar(cal: Calendar, color: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _text_cell(cell: Cell) -> str:
+def _text_cell(cell: Cell, compact: bool) -> str:
     if cell.task is None:
         return cell.label
-    return f"{cell.label} {_code(cell.task)}" if cell.label else _code(cell.task)
+    status = _status_text(cell.task, compact)
+    return f"{cell.label} {status}" if cell.label else status
 
 
 def _text_section(section: Section, color: bool, list_layout: bool = False) -> list[str]:
-    texts = [[_text_cell(c) for c in row.cells] for row in section.rows]
+    compact = _compact(section)
+    texts = [[_text_cell(c, compact) for c in row.cells] for row in section.rows]
     label_width = max((len(r.label) for r in section.rows), default=0)
-    widths = [
-        max([len(section.columns[i])] + [len(t[i]) for t in texts]) for i in range(len(section.columns))
-    ]
+    # One width for every column, so the grid reads like a calendar however long a cell gets.
+    width = max([len(c) for c in section.columns] + [len(t) for row in texts for t in row])
     out = []
     if section.title:
         out.append(section.title)
     if not list_layout:
-        out.append(
-            (
-                " " * label_width
-                + "  "
-                + "  ".join(c.ljust(w) for c, w in zip(section.columns, widths, strict=True))
-            ).rstrip()
-        )
+        out.append((" " * label_width + "  " + "  ".join(c.ljust(width) for c in section.columns)).rstrip())
     for row, cell_texts in zip(section.rows, texts, strict=True):
         parts = []
-        for cell, text, width in zip(row.cells, cell_texts, widths, strict=True):
+        for cell, text in zip(row.cells, cell_texts, strict=True):
             padded = text.ljust(width)
             if color and cell.task is not None and _colour(cell.task):
                 padded = _colour(cell.task) + text + _RESET + " " * (width - len(text))
@@ -415,13 +452,14 @@ def render_markdown(tasks: Iterable[Task]) -> str:
     return "\n".join(_md_calendar(cal) for cal in calendars)
 
 
-def _md_cell(cell: Cell) -> str:
+def _md_cell(cell: Cell, compact: bool) -> str:
     if cell.task is None:
         return cell.label.strip()
     t = cell.task
     emoji = FAILED_EMOJI if t.status is Status.AVAILABLE and t.fail_count else EMOJI[t.status]
-    text = f"{cell.label.strip()} {emoji}".strip()
-    return text + (f" !{t.fail_count}" if t.fail_count else "")
+    fails = f" !{t.fail_count}" if t.fail_count else ""
+    status = f"{emoji}{fails}" if compact else f"{emoji} {t.status.value}{fails}"
+    return f"{cell.label.strip()} {status}".strip()
 
 
 def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
@@ -431,29 +469,21 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]
 
 
 def _md_calendar(cal: Calendar) -> str:
-    counts = " · ".join(f"{EMOJI[s]} {s.value} {n}" for s, n in _summary_counts(cal))
-    if _failed_available(cal):
-        counts += f" · {FAILED_EMOJI} {_failed_available(cal)} AVAILABLE after failing"
-    lines = [
-        f"**{md_escape(cal.name)}** · every `{cal.interval}` · "
-        f"{_when(cal.start)} to {_when(cal.end)} (UTC) · {len(cal.tasks)} windows",
-        "",
-        counts,
-    ]
+    lines = [f"**{md_escape(cal.name)}** · `{cal.interval}` @ {_anchor(cal)}", "", _summary(cal)]
     corner = {"month": "Week", "day": "Day", "hour": "Hour", "year": "Year", "list": "Window"}[cal.layout]
     for section in cal.sections:
         lines.append("")
         if section.title:
             lines.extend([f"**{md_escape(section.title)}**", ""])
+        compact = _compact(section)
         header = [corner, *section.columns]
-        lines.extend(
-            _md_table(header, ([row.label, *(_md_cell(c) for c in row.cells)] for row in section.rows))
-        )
-    lines.extend(["", MARKDOWN_LEGEND])
+        rows = ([row.label, *(_md_cell(c, compact) for c in row.cells)] for row in section.rows)
+        lines.extend(_md_table(header, rows))
+    lines.extend(_legend(cal, MARKDOWN_LEGEND))
     failed = cal.failed
     if failed:
         lines.extend(["", "**Failures**", ""])
-        rows = [
+        rows_ = [
             [
                 _iso(t.bucket_time),
                 t.status.value,
@@ -462,7 +492,7 @@ def _md_calendar(cal: Calendar) -> str:
             ]
             for t in failed[:MAX_FAILURES_LISTED]
         ]
-        lines.extend(_md_table(["Window", "Status", "Fails", "Message"], rows))
+        lines.extend(_md_table(["Window", "Status", "Fails", "Message"], rows_))
         if len(failed) > MAX_FAILURES_LISTED:
             lines.extend(["", f"… and {len(failed) - MAX_FAILURES_LISTED} more"])
     return "\n".join(lines) + "\n"

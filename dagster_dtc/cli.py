@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import NoReturn, TextIO
@@ -392,6 +393,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else 0
+    with warnings.catch_warnings():
+        if not sys.warnoptions:
+            # Library chatter is not for a command's user, e.g. platformdirs' "XDG_RUNTIME_DIR is not
+            # set" when the embedded server starts in a container.
+            warnings.filterwarnings("ignore", module="platformdirs")
+        return _execute(args)
+
+
+def _execute(args: argparse.Namespace) -> int:
+    """Run the parsed command; every expected failure becomes one line on stderr and a status."""
     try:
         store = TaskStore(args.database_url, args.table)
     except InvalidInputError as exc:

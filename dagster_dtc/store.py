@@ -289,6 +289,8 @@ class TaskStore:
         limit: int | None = None,
     ) -> list[Task]:
         """Windows matching every given filter, ordered by name and bucket_time."""
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise InvalidInputError(f"limit must be None or an integer >= 0, got {limit!r}")
         status_list = None if statuses is None else [Status.parse(s).value for s in statuses]
         params = {
             "name": None if name is None else check_name(name),

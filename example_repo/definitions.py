@@ -94,6 +94,9 @@ defs = Definitions(
             lease_seconds=float(os.environ.get("DTC_LEASE_SECONDS", "60")),
             backoff_base_seconds=float(os.environ.get("DTC_BACKOFF_SECONDS", "20")),
         ),
-        "source": SourceDatabase(failure_rate=float(os.environ.get("EXAMPLE_SOURCE_FAILURE_RATE", "0.1"))),
+        "source": SourceDatabase(
+            failure_rate=float(os.environ.get("EXAMPLE_SOURCE_FAILURE_RATE", "0.1")),
+            latency_seconds=float(os.environ.get("EXAMPLE_SOURCE_LATENCY_SECONDS", "0")),
+        ),
     },
 )

@@ -7,6 +7,7 @@ counts per window are reproducible. `fill` is idempotent.
 from __future__ import annotations
 
 import random
+import time
 from datetime import datetime, timedelta
 
 import psycopg
@@ -89,6 +90,7 @@ class SourceDatabase(ConfigurableResource):
 
     url: str | None = Field(default=None, description="PostgreSQL URL of the source database.")
     failure_rate: float = Field(default=0.0, description="Chance that a query fails (0..1).")
+    latency_seconds: float = Field(default=0.0, description="Seconds each count takes (a slow source).")
 
     def connect(self) -> psycopg.Connection:
         conn = psycopg.connect(resolve_database_url(self.url), autocommit=True)
@@ -105,6 +107,8 @@ class SourceDatabase(ConfigurableResource):
             return cur.rowcount
 
     def count(self, start: datetime, end: datetime) -> dict:
+        if self.latency_seconds > 0:
+            time.sleep(self.latency_seconds)
         if random.random() < self.failure_rate:
             raise SourceUnavailable(
                 f"source database timed out counting {start.isoformat()}..{end.isoformat()}"

@@ -88,7 +88,8 @@ def claim_and_complete_worker(
                 task = claim.complete(f"done by {worker}")
                 log.execute(
                     sql.SQL(
-                        "INSERT INTO {} (name, bucket_time, generation, worker, status) VALUES (%s, %s, %s, %s, %s)"
+                        "INSERT INTO {} (name, bucket_time, generation, worker, status) "
+                        "VALUES (%s, %s, %s, %s, %s)"
                     ).format(sql.Identifier(log_table)),
                     (claim.name, claim.bucket_time, claim.generation, worker, task.status.value),
                 )

@@ -324,3 +324,10 @@ def test_bad_intervals_through_the_store(store: TaskStore, interval: str) -> Non
 def test_bad_store_settings(database_url: str, kwargs: dict, expected: str) -> None:
     with pytest.raises(InvalidInputError, match=expected):
         TaskStore(database_url, "dtc_tasks", **kwargs)
+
+
+@pytest.mark.parametrize("limit", [-1, "10", 2.5, True])
+def test_bad_query_limit(store: TaskStore, limit: object) -> None:
+    with pytest.raises(InvalidInputError, match="limit must be None or an integer >= 0"):
+        store.query(limit=limit)  # type: ignore[arg-type]
+    assert store.query(limit=0) == []

@@ -77,6 +77,21 @@ def cells(line: str) -> list[str]:
 # -- daily: a month calendar ----------------------------------------------------------------------
 
 
+def test_the_seed_week() -> None:
+    """The README's picture: call_mom, Monday 2026-11-23 .. Saturday, no window on Sunday."""
+    monday = utc(2026, 11, 23)
+    statuses = ["COMPLETE", "COMPLETE", "SKIP", "ACQUIRED", "AVAILABLE", "SKIP"]
+    text = render_text([task(monday + i * DAY, status=s) for i, s in enumerate(statuses)])
+    assert text == (
+        "call_mom  P1D @ 00:00Z\n"
+        "2026-11-23 to 2026-11-29 (UTC), 6 windows: COMPLETE 2, SKIP 2, ACQUIRED 1, AVAILABLE 1\n"
+        "\n"
+        "November 2026\n"
+        "     Mon           Tue           Wed           Thu           Fri           Sat           Sun\n"
+        "W48  23 COMPLETE   24 COMPLETE   25 SKIP       26 ACQUIRED   27 AVAILABLE  28 SKIP       29\n"
+    )
+
+
 def test_daily_windows_fold_into_weeks_monday_first() -> None:
     [cal] = build(december())
     assert cal.layout == "month"
@@ -93,35 +108,46 @@ def test_daily_windows_fold_into_weeks_monday_first() -> None:
     assert second.cells[0].task is not None and second.cells[0].task.bucket_time == utc(2026, 12, 7)
     # the whole month is drawn: days without a window show only their number
     assert second.cells[1].label.strip() == "8" and second.cells[1].task is None
-    assert len(section.rows) == 5  # W49..W53
+    assert len(section.rows) == 2  # only the weeks of the windows' range
 
 
 def test_daily_text_shows_day_numbers_statuses_and_fail_counts() -> None:
     text = render_text(december())
     assert "\x1b" not in text
     lines = text.splitlines()
-    assert lines[0] == "call_mom  every P1D  2026-12-01 to 2026-12-08 (UTC)  7 windows"
-    assert lines[1] == "COMPLETE 3  SKIP 1  ACQUIRED 1  AVAILABLE 2  (1 AVAILABLE after failing)"
+    assert lines[0] == "call_mom  P1D @ 00:00Z"
+    assert lines[1] == (
+        "2026-12-01 to 2026-12-08 (UTC), 7 windows: "
+        "COMPLETE 3, SKIP 1, ACQUIRED 1, AVAILABLE 2 (1 after failing)"
+    )
     header = line_starting(text, "     Mon")
     assert cells(header) == list(WEEKDAYS)
-    assert cells(line_starting(text, "W49")) == ["W49", "1 C", "2 C", "3 S", "4 A", "5 .", "6 .!2"]
-    assert cells(line_starting(text, "W50")) == ["W50", "7 C", "8", "9", "10", "11", "12", "13"]
+    assert cells(line_starting(text, "W49")) == [
+        "W49",
+        "1 COMPLETE",
+        "2 COMPLETE",
+        "3 SKIP",
+        "4 ACQUIRED",
+        "5 AVAILABLE",
+        "6 AVAILABLE !2",
+    ]
+    assert cells(line_starting(text, "W50")) == ["W50", "7 COMPLETE", "8", "9", "10", "11", "12", "13"]
     # columns line up: every "Tue" cell starts where the heading does
     tue = header.index("Tue")
     assert line_starting(text, "W49")[tue : tue + 3] == " 1 "
     assert line_starting(text, "W50")[tue : tue + 3] == " 8 "
-    assert "C complete  S skip  A acquired (running)  . available  !n failed n times" in text
+    assert "!n: failed n times" in lines and "C COMPLETE" not in text  # no codes to explain
     assert "  2026-12-06T00:00:00Z  AVAILABLE  failed 2x  no answer" in text
 
 
 def test_colours_by_status() -> None:
     text = render_text(december(), color=True)
-    assert f"{GREEN} 1 C{RESET}" in text
-    assert f"{GREY} 3 S{RESET}" in text
-    assert f"{YELLOW} 4 A{RESET}" in text
-    assert f"{RED} 6 .!2{RESET}" in text
+    assert f"{GREEN} 1 COMPLETE{RESET}" in text
+    assert f"{GREY} 3 SKIP{RESET}" in text
+    assert f"{YELLOW} 4 ACQUIRED{RESET}" in text
+    assert f"{RED} 6 AVAILABLE !2{RESET}" in text
     # AVAILABLE without failures keeps the terminal's default colour
-    assert re.search(r"(?<!m) 5 \.", text)
+    assert re.search(r"(?<!m) 5 AVAILABLE", text)
     assert "\x1b[" not in line_starting(ANSI.sub("", text), "W49")
     # colour changes nothing but the escapes: stripped, it is the plain calendar
     assert ANSI.sub("", text) == render_text(december())
@@ -142,7 +168,9 @@ def test_daily_windows_off_midnight_still_fold_by_date() -> None:
     tasks = [task(utc(2026, 12, 1, 6) + i * DAY, status="COMPLETE") for i in range(3)]
     [cal] = build(tasks)
     assert cal.layout == "month"
-    assert cells(line_starting(render_text(tasks), "W49"))[1:4] == ["1 C", "2 C", "3 C"]
+    text = render_text(tasks)
+    assert text.startswith("call_mom  P1D @ 06:00Z\n")
+    assert cells(line_starting(text, "W49"))[1:4] == ["1 COMPLETE", "2 COMPLETE", "3 COMPLETE"]
 
 
 def test_two_windows_on_one_day_fall_back_to_a_list() -> None:
@@ -150,7 +178,7 @@ def test_two_windows_on_one_day_fall_back_to_a_list() -> None:
     [cal] = build(tasks)
     assert cal.layout == "list"
     text = render_text(tasks)
-    assert "2026-12-01T00:00:00Z  ." in text and "2026-12-01T06:00:00Z  C" in text
+    assert "2026-12-01T00:00:00Z  AVAILABLE" in text and "2026-12-01T06:00:00Z  COMPLETE" in text
 
 
 # -- other intervals -------------------------------------------------------------------------------
@@ -179,6 +207,17 @@ def test_six_hourly_windows_get_four_columns() -> None:
     tasks = [task(utc(2026, 12, 1) + timedelta(hours=6 * i), "PT6H", "COMPLETE") for i in range(8)]
     [cal] = build(tasks)
     assert cal.sections[0].columns == ("00", "06", "12", "18")
+    # few columns: status words, as in the seed calendar
+    assert cells(line_starting(render_text(tasks), "2026-12-01 Tue")) == ["2026-12-01 Tue"] + ["COMPLETE"] * 4
+
+
+def test_wide_grids_use_codes_and_explain_them() -> None:
+    eight = [task(utc(2026, 12, 1) + timedelta(hours=3 * i), "PT3H", "SKIP") for i in range(8)]
+    assert cells(line_starting(render_text(eight), "2026-12-01 Tue")) == ["2026-12-01 Tue"] + ["SKIP"] * 8
+    twelve = [task(utc(2026, 12, 1) + timedelta(hours=2 * i), "PT2H", "SKIP") for i in range(12)]
+    text = render_text(twelve)
+    assert cells(line_starting(text, "2026-12-01 Tue")) == ["2026-12-01 Tue"] + ["S"] * 12
+    assert "C COMPLETE  S SKIP  A ACQUIRED (running)  . AVAILABLE" in text.splitlines()
 
 
 def test_half_hour_grid_off_the_hour_labels_minutes() -> None:
@@ -225,15 +264,16 @@ def test_monthly_windows_have_months_across_and_years_down() -> None:
     )
     text = render_text(tasks)
     header = line_starting(text, "      Jan")
-    assert line_starting(text, "2026")[header.index("Nov")] == "C"
-    assert line_starting(text, "2026")[header.index("Dec")] == "."
-    assert cells(line_starting(text, "2027")) == ["2027", "."]
+    assert line_starting(text, "2026  ")[header.index("Nov")] == "C"
+    assert line_starting(text, "2026  ")[header.index("Dec")] == "."
+    assert cells(line_starting(text, "2027  ")) == ["2027", "."]
 
 
 def test_quarterly_windows_get_four_columns() -> None:
     tasks = [task(utc(2026, 2, 1), "P3M"), task(utc(2026, 5, 1), "P3M")]
     [cal] = build(tasks)
     assert cal.sections[0].columns == ("Feb", "May", "Aug", "Nov")
+    assert render_text(tasks).startswith("call_mom  P3M @ day 1 00:00Z\n")
 
 
 def test_other_intervals_are_listed() -> None:
@@ -241,10 +281,11 @@ def test_other_intervals_are_listed() -> None:
     [cal] = build(tasks)
     assert cal.layout == "list"
     text = render_text(tasks)
-    assert [ln for ln in text.splitlines() if ln.startswith("2026-")] == [
-        "2026-12-01T00:00:00Z  C",
-        "2026-12-08T00:00:00Z  C",
-        "2026-12-15T00:00:00Z  C",
+    assert text.startswith("call_mom  P7D @ Tue 00:00Z\n")
+    assert [ln for ln in text.splitlines() if ln.startswith("2026-12-") and "Z  " in ln] == [
+        "2026-12-01T00:00:00Z  COMPLETE",
+        "2026-12-08T00:00:00Z  COMPLETE",
+        "2026-12-15T00:00:00Z  COMPLETE",
     ]
 
 
@@ -253,7 +294,7 @@ def test_each_name_gets_its_own_calendar_in_name_order() -> None:
     cals = build(tasks)
     assert [(c.name, c.layout) for c in cals] == [("alpha", "day"), ("zeta", "month")]
     text = render_text(tasks)
-    assert text.index("alpha  every PT1H") < text.index("zeta  every P1D")
+    assert text.index("alpha  PT1H @ 00:00Z") < text.index("zeta  P1D @ 00:00Z")
 
 
 def test_no_windows() -> None:
@@ -294,13 +335,20 @@ def test_long_messages_are_shortened_in_the_failure_list() -> None:
 def test_markdown_month_table() -> None:
     md = render_markdown(december())
     lines = md.splitlines()
-    assert lines[0] == "**call\\_mom** · every `P1D` · 2026-12-01 to 2026-12-08 (UTC) · 7 windows"
-    assert "✅ COMPLETE 3 · ⏭️ SKIP 1 · ⏳ ACQUIRED 1 · ⬜ AVAILABLE 2 · ❌ 1 AVAILABLE after failing" in lines
+    assert lines[0] == "**call\\_mom** · `P1D` @ 00:00Z"
+    assert lines[2] == (
+        "2026-12-01 to 2026-12-08 (UTC), 7 windows: "
+        "COMPLETE 3, SKIP 1, ACQUIRED 1, AVAILABLE 2 (1 after failing)"
+    )
     assert "**December 2026**" in lines
     i = lines.index("| Week | Mon | Tue | Wed | Thu | Fri | Sat | Sun |")
     assert lines[i + 1] == "|---|---|---|---|---|---|---|---|"
-    assert lines[i + 2] == "| W49 |  | 1 ✅ | 2 ✅ | 3 ⏭️ | 4 ⏳ | 5 ⬜ | 6 ❌ !2 |"
-    assert lines[i + 3] == "| W50 | 7 ✅ | 8 | 9 | 10 | 11 | 12 | 13 |"
+    assert lines[i + 2] == (
+        "| W49 |  | 1 ✅ COMPLETE | 2 ✅ COMPLETE | 3 ⏭️ SKIP | 4 ⏳ ACQUIRED | 5 ⬜ AVAILABLE "
+        "| 6 ❌ AVAILABLE !2 |"
+    )
+    assert lines[i + 3] == "| W50 | 7 ✅ COMPLETE | 8 | 9 | 10 | 11 | 12 | 13 |"
+    assert "!n: failed n times" in lines
     # every table row has as many cells as the header
     for line in lines:
         if re.match(r"\| W\d", line):
@@ -323,4 +371,7 @@ def test_markdown_for_other_layouts_has_a_row_per_period() -> None:
     md = render_markdown(tasks)
     header = "| Day | " + " | ".join(f"{h:02d}" for h in range(24)) + " |"
     assert header in md
+    assert (
+        "✅ COMPLETE · ⏭️ SKIP · ⏳ ACQUIRED (running) · ⬜ AVAILABLE · ❌ AVAILABLE after a failure  " in md
+    )
     assert "| 2026-12-01 Tue | ✅ | ✅ !1 | ✅ !2 |" + "  |" * 21 in md.splitlines()

@@ -289,10 +289,23 @@ def test_calendar_piped_is_plain(run: Run, week: TaskStore) -> None:
     result = run("calendar", "call_mom")
     assert result.code == 0 and result.err == ""
     assert "\x1b" not in result.out
-    assert result.out.startswith("call_mom  every P1D  2026-12-01 to 2026-12-08 (UTC)  7 windows\n")
-    assert "December 2026" in result.out
+    assert result.out.startswith(
+        "call_mom  P1D @ 00:00Z\n"
+        "2026-12-01 to 2026-12-08 (UTC), 7 windows: "
+        "COMPLETE 1, SKIP 1, ACQUIRED 1, AVAILABLE 4 (1 after failing)\n"
+        "\nDecember 2026\n"
+    )
     [w49] = [line for line in result.out.splitlines() if line.startswith("W49")]
-    assert re.split(r"\s{2,}", w49) == ["W49", "1 C", "2 S", "3 A", "4 .!1", "5 .", "6 ."]
+    assert re.split(r"\s{2,}", w49) == [
+        "W49",
+        "1 COMPLETE",
+        "2 SKIP",
+        "3 ACQUIRED",
+        "4 AVAILABLE !1",
+        "5 AVAILABLE",
+        "6 AVAILABLE",
+    ]
+    assert "  2026-12-04T00:00:00Z  AVAILABLE  failed 1x  no answer" in result.out.splitlines()
 
 
 def test_calendar_colour_follows_the_terminal_and_no_color(
@@ -302,10 +315,10 @@ def test_calendar_colour_follows_the_terminal_and_no_color(
     monkeypatch.setenv("TERM", "xterm-256color")
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     coloured = run("calendar", "call_mom")
-    assert "\x1b[32m 1 C\x1b[0m" in coloured.out and "\x1b[31m 4 .!1\x1b[0m" in coloured.out
+    assert "\x1b[32m 1 COMPLETE\x1b[0m" in coloured.out and "\x1b[31m 4 AVAILABLE !1\x1b[0m" in coloured.out
     monkeypatch.setenv("NO_COLOR", "1")
     assert "\x1b" not in run("calendar", "call_mom").out
-    assert "\x1b[33m 3 A\x1b[0m" in run("calendar", "call_mom", "--color", "always").out
+    assert "\x1b[33m 3 ACQUIRED\x1b[0m" in run("calendar", "call_mom", "--color", "always").out
     monkeypatch.delenv("NO_COLOR")
     assert "\x1b" not in run("calendar", "call_mom", "--color", "never").out
 
@@ -313,8 +326,13 @@ def test_calendar_colour_follows_the_terminal_and_no_color(
 def test_calendar_range_and_markdown(run: Run, week: TaskStore) -> None:
     result = run("calendar", "call_mom", "--start", "2026-12-04", "--end", "2026-12-06", "--markdown")
     assert result.code == 0
-    assert result.out.startswith("**call\\_mom** · every `P1D` · 2026-12-04 to 2026-12-06 (UTC) · 2 windows")
-    assert "| W49 |  | 1 | 2 | 3 | 4 ❌ !1 | 5 ⬜ | 6 |" in result.out.splitlines()
+    lines = result.out.splitlines()
+    assert lines[0] == "**call\\_mom** · `P1D` @ 00:00Z"
+    assert lines[2] == (
+        "2026-12-04 to 2026-12-06 (UTC), 2 windows: "
+        "COMPLETE 0, SKIP 0, ACQUIRED 0, AVAILABLE 2 (1 after failing)"
+    )
+    assert "| W49 |  | 1 | 2 | 3 | 4 ❌ AVAILABLE !1 | 5 ⬜ AVAILABLE | 6 |" in lines
 
 
 def test_calendar_of_nothing(run: Run, store: TaskStore) -> None:
@@ -570,7 +588,7 @@ def test_installed_script_end_to_end(database_url: str, table_name: str) -> None
     listed = script("list", "call_mom", "--json")
     assert [r["status"] for r in json.loads(listed.stdout)] == ["AVAILABLE", "SKIP", "AVAILABLE"]
     calendar = script("calendar", "call_mom")
-    assert calendar.returncode == 0 and "\x1b" not in calendar.stdout and " 2 S" in calendar.stdout
+    assert calendar.returncode == 0 and "\x1b" not in calendar.stdout and " 2 SKIP " in calendar.stdout
     bad = script("list", "call_mom", "--start", "2026-12-01T00:00")
     assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.count("\n") == 1
     assert "has no time zone" in bad.stderr

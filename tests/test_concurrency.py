@@ -9,7 +9,7 @@ from datetime import timedelta
 import psycopg
 from psycopg import sql
 
-from dagster_dtc import Status, TaskStore
+from dagster_dtc import Status, TaskStore, WindowHeldError
 
 from .core_support import claim_and_complete_worker, report_to, utc
 
@@ -26,8 +26,8 @@ def test_eight_processes_complete_each_window_exactly_once(store: TaskStore, dat
         # no unique key on purpose: a duplicate completion must be visible, not rejected
         conn.execute(
             sql.SQL(
-                "CREATE TABLE {} (name text, bucket_time timestamptz, generation bigint, worker text, status text, "
-                "at timestamptz DEFAULT clock_timestamp())"
+                "CREATE TABLE {} (name text, bucket_time timestamptz, generation bigint, worker text, "
+                "status text, at timestamptz DEFAULT clock_timestamp())"
             ).format(sql.Identifier(log_table))
         )
     ctx = multiprocessing.get_context("spawn")
@@ -68,22 +68,26 @@ def test_eight_processes_complete_each_window_exactly_once(store: TaskStore, dat
     with psycopg.connect(database_url, autocommit=True) as conn:
         log = sql.Identifier(log_table)
         dupes = conn.execute(
-            sql.SQL("SELECT bucket_time, count(*) FROM {} GROUP BY bucket_time HAVING count(*) > 1").format(log)
+            sql.SQL("SELECT bucket_time, count(*) FROM {} GROUP BY bucket_time HAVING count(*) > 1").format(
+                log
+            )
         ).fetchall()
         assert dupes == []
         total, distinct, statuses = conn.execute(
-            sql.SQL("SELECT count(*), count(DISTINCT bucket_time), array_agg(DISTINCT status) FROM {}").format(log)
+            sql.SQL(
+                "SELECT count(*), count(DISTINCT bucket_time), array_agg(DISTINCT status) FROM {}"
+            ).format(log)
         ).fetchone()  # type: ignore[misc]
         assert (total, distinct, statuses) == (WINDOWS, WINDOWS, ["COMPLETE"])
         # each logged completion is the token the row ended with, by the worker the row names
         mismatched = conn.execute(
             sql.SQL(
-                "SELECT l.bucket_time FROM {log} l JOIN {t} t ON t.name = l.name AND t.bucket_time = l.bucket_time "
+                "SELECT l.bucket_time FROM {log} l JOIN {t} t "
+                "ON t.name = l.name AND t.bucket_time = l.bucket_time "
                 "WHERE t.generation <> l.generation OR t.acquired_by <> l.worker"
             ).format(log=log, t=store.table.identifier)
         ).fetchall()
         assert mismatched == []
-        print("SPAN", conn.execute(sql.SQL("SELECT max(at) - min(at) FROM {}").format(log)).fetchone())
         conn.execute(sql.SQL("DROP TABLE {}").format(log))
 
     tasks = store.query(name)
@@ -94,38 +98,50 @@ def test_eight_processes_complete_each_window_exactly_once(store: TaskStore, dat
     assert store.claim(name) == []
 
 
-def test_threads_racing_for_one_window(store: TaskStore) -> None:
-    """Claim and acquire racing for the same single window: exactly one wins each round."""
-    name = "solo"
-    store.create_window(name, utc(2026, 1, 1), "P1D")
-    rounds = 20
-    for _ in range(rounds):
-        winners: list[str] = []
-        lock = threading.Lock()
-        go = threading.Barrier(6)
+def _race(store: TaskStore, i: int, go: threading.Barrier, winners: list[str], lock: threading.Lock) -> None:
+    go.wait()
+    if i % 2:
+        won = bool(store.claim("solo", worker=f"c{i}"))
+    else:
+        try:
+            store.acquire("solo", utc(2026, 1, 1), worker=f"a{i}")
+            won = True
+        except WindowHeldError:
+            won = False
+    if won:
+        with lock:
+            winners.append(str(i))
 
-        def race(i: int) -> None:
-            go.wait()
-            try:
-                if i % 2:
-                    got = store.claim(name, worker=f"c{i}")
-                    won = bool(got)
-                else:
-                    store.acquire(name, utc(2026, 1, 1), worker=f"a{i}")
-                    won = True
-            except Exception:
-                won = False
-            if won:
-                with lock:
-                    winners.append(str(i))
 
-        threads = [threading.Thread(target=race, args=(i,)) for i in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=30)
-        assert len(winners) == 1, winners
-        store.set_status(name, [utc(2026, 1, 1)], Status.COMPLETE)
-        store.reopen(name, utc(2026, 1, 1), utc(2026, 1, 2))
-    task = store.get(name, utc(2026, 1, 1))
-    assert task is not None and task.status is Status.AVAILABLE
+def test_threads_racing_for_one_window(store: TaskStore, database_url: str) -> None:
+    """claim() and acquire() racing for one window from separate connections: one wins each round."""
+    store.create_window("solo", utc(2026, 1, 1), "P1D")
+    stores = [
+        TaskStore(
+            database_url, store.table.name, lease_seconds=5, backoff_base=0.0, backoff_max=0.0, pool_size=1
+        )
+        for _ in range(6)
+    ]
+    try:
+        for _ in range(15):
+            winners: list[str] = []
+            lock = threading.Lock()
+            go = threading.Barrier(6)
+            threads = [
+                threading.Thread(target=_race, args=(stores[i], i, go, winners, lock)) for i in range(6)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=30)
+            assert len(winners) == 1, winners
+            task = store.get("solo", utc(2026, 1, 1))
+            assert task is not None and task.status is Status.ACQUIRED
+            store.set_status("solo", [utc(2026, 1, 1)], Status.COMPLETE)
+            assert store.reopen("solo", utc(2026, 1, 1), utc(2026, 1, 2)) == 1
+    finally:
+        for s in stores:
+            s.close()
+    task = store.get("solo", utc(2026, 1, 1))
+    # every round: one claim (+1) and the COMPLETE that fenced it (+1)
+    assert task is not None and task.status is Status.AVAILABLE and task.generation == 30

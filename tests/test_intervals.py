@@ -283,7 +283,7 @@ def test_parse_time() -> None:
     assert parse_time("2026-12-01") == utc(2026, 12, 1)
     assert parse_time("2026-12-01T06:00:00Z") == utc(2026, 12, 1, 6)
     assert parse_time("2026-12-01T07:00:00+01:00") == utc(2026, 12, 1, 6)
-    with pytest.raises(InvalidTimeError, match="has no time zone; add one, e.g. 2026-12-01T06:00:00Z"):
+    with pytest.raises(InvalidTimeError, match=r"has no time zone; add one, e\.g\. 2026-12-01T06:00:00Z"):
         parse_time("2026-12-01T06:00:00")
     with pytest.raises(InvalidTimeError, match="not ISO-8601"):
         parse_time("yesterday")

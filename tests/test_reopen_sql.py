@@ -160,10 +160,16 @@ def test_other_external_updates(store: TaskStore, database_url: str) -> None:
     after = raw_row(database_url, table, "call_mom", D1)
     assert after is not None and before is not None
     assert after["message"] == "note from ops"
-    assert {k: v for k, v in after.items() if k != "message"} == {k: v for k, v in before.items() if k != "message"}
+    assert {k: v for k, v in after.items() if k != "message"} == {
+        k: v for k, v in before.items() if k != "message"
+    }
     assert a.complete().status is Status.COMPLETE
 
-    execute(database_url, f"UPDATE {table} SET status = 'SKIP' WHERE name = 'call_mom' AND bucket_time = %s", (b.bucket_time,))
+    execute(
+        database_url,
+        f"UPDATE {table} SET status = 'SKIP' WHERE name = 'call_mom' AND bucket_time = %s",
+        (b.bucket_time,),
+    )
     task = store.get("call_mom", b.bucket_time)
     assert task is not None and task.status is Status.SKIP and task.generation == b.generation + 1
     assert task.completed_at is not None and task.lease_expires_at is None
@@ -173,7 +179,8 @@ def test_other_external_updates(store: TaskStore, database_url: str) -> None:
     # a non-DTC writer acquiring a window (the Java library does this) gets a fresh token
     execute(
         database_url,
-        f"UPDATE {table} SET status = 'ACQUIRED', acquired_by = 'java' WHERE name = 'call_mom' AND bucket_time = %s",
+        f"UPDATE {table} SET status = 'ACQUIRED', acquired_by = 'java' "
+        "WHERE name = 'call_mom' AND bucket_time = %s",
         (D1 + 2 * DAY,),
     )
     task = store.get("call_mom", D1 + 2 * DAY)

@@ -81,14 +81,13 @@ def java_table(database_url: str) -> str:
         ("call_mom", D1 + 4 * DAY, "1 day", "AVAILABLE", "java-1", D1, None, None, None, 3, "failed thrice"),
         ("water_plants", D1, "7 days", "AVAILABLE", "java-1", D1, None, None, None, None, None),
     ]
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        with conn.cursor() as cur:
-            cur.executemany(
-                sql.SQL(
-                    "INSERT INTO {} VALUES (%s, %s, %s::interval, %s, %s, %s, %s, %s, %s, %s, %s)"
-                ).format(sql.Identifier(table)),
-                rows,
-            )
+    with psycopg.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(
+            sql.SQL("INSERT INTO {} VALUES (%s, %s, %s::interval, %s, %s, %s, %s, %s, %s, %s, %s)").format(
+                sql.Identifier(table)
+            ),
+            rows,
+        )
     return table
 
 
@@ -121,8 +120,8 @@ def test_java_table_is_upgraded_in_place(java_table: str, database_url: str) -> 
             columns = {
                 r["column_name"]: r
                 for r in conn.execute(
-                    "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns "
-                    "WHERE table_name = %s",
+                    "SELECT column_name, data_type, is_nullable, column_default "
+                    "FROM information_schema.columns WHERE table_name = %s",
                     (java_table,),
                 )
             }
