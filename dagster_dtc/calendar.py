@@ -147,7 +147,10 @@ def _build_one(name: str, tasks: list[Task]) -> Calendar:
         "hour": _hour_sections,
         "year": _year_sections,
     }
-    sections = builders[layout](tasks) if layout in builders else None
+    try:
+        sections = builders[layout](tasks) if layout in builders else None
+    except (OverflowError, ValueError):  # a grid that would reach past 9999-12-31
+        sections = None
     if sections is None:  # two windows in one place (windows made with different origins)
         layout, sections = "list", _list_sections(tasks)
     return Calendar(name, iso, layout, tuple(sections), tuple(tasks))
@@ -176,7 +179,7 @@ def _utc(value: datetime) -> datetime:
 def _end(task: Task) -> datetime:
     try:
         return _utc(task.window_end)
-    except InvalidIntervalError:
+    except (InvalidIntervalError, OverflowError, ValueError):  # e.g. the window ends after 9999
         return _utc(task.bucket_time)
 
 

@@ -86,9 +86,22 @@ def _name_arg(text: str) -> str:
 
 def _statuses_arg(text: str) -> list[str]:
     try:
-        return [Status.parse(part.strip()).value for part in text.split(",") if part.strip()]
+        statuses = [Status.parse(part.strip()).value for part in text.split(",") if part.strip()]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if not statuses:
+        raise argparse.ArgumentTypeError(f"no status given; use {', '.join(s.value for s in Status)}")
+    return statuses
+
+
+def _limit_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--limit must be a positive whole number, got {text!r}")
+    return value
 
 
 # -- output helpers ---------------------------------------------------------------------------------
@@ -161,7 +174,10 @@ def _chunks(grid: Interval, start: datetime, end: datetime, size: int) -> Iterat
         return
     low = span[0]
     while low < end:
-        high = min(grid.shift(low, size), end)
+        try:
+            high = min(grid.shift(low, size), end)
+        except (OverflowError, ValueError):  # the piece would end after the year 9999
+            high = end
         yield low, high
         low = high
 
@@ -331,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only these statuses (repeatable, or comma-separated): AVAILABLE, ACQUIRED, COMPLETE, SKIP",
     )
     _add_range(p, required=False)
-    p.add_argument("--limit", type=int, help="at most this many windows")
+    p.add_argument("--limit", type=_limit_arg, metavar="N", help="at most this many windows")
     p.add_argument("--json", action="store_true", help="print a JSON array of window records")
 
     for name, handler, verb in (("reopen", cmd_reopen, "Reopen"), ("skip", cmd_skip, "Skip")):
@@ -409,9 +425,14 @@ def _execute(args: argparse.Namespace) -> int:
         _err(f"{PROG}: error: {exc}")
         return 2
     try:
-        return int(args.handler(store, args))
+        status = int(args.handler(store, args))
+        sys.stdout.flush()  # a closed pipe shows up here, not as a warning at exit
+        return status
     except InvalidInputError as exc:
         _err(f"{PROG} {args.command}: error: {exc}")
+        return 2
+    except OverflowError as exc:  # date arithmetic beyond the year 9999
+        _err(f"{PROG} {args.command}: error: time out of range ({exc})")
         return 2
     except DatabaseUnavailableError as exc:
         _err(f"{PROG}: {exc}")

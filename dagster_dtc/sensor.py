@@ -39,6 +39,8 @@ _WAITING = {
     DagsterRunStatus.MANAGED,
 }
 _RUNNING = {DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING}
+_RUNS_QUERY_KEYS = 1000  # run_keys per get_runs call in reconcile
+_MAX_KEY_NOTES = 10  # run_keys named one by one in a tick's log line
 
 
 def _deployment_id(context: SensorEvaluationContext) -> tuple[str, bool]:
@@ -107,12 +109,15 @@ class _Tick:
 
     def _runs_by_key(self, held: Sequence[Task]) -> dict[str, Any]:
         keys = [tags.run_key(t.name, t.bucket_time.isoformat(), t.generation) for t in held]
-        runs = self.context.instance.get_runs(
-            filters=RunsFilter(tags={tags.OWNER: self.owner, RUN_KEY_TAG: keys})
-        )
         latest: dict[str, Any] = {}
-        for run in runs:  # newest first
-            latest.setdefault(run.tags.get(RUN_KEY_TAG), run)
+        # In slices: a tag filter becomes one bind parameter per value, and SQLite run storage
+        # refuses statements with more than 32,766 of them (held claims can pile up past that).
+        for i in range(0, len(keys), _RUNS_QUERY_KEYS):
+            runs = self.context.instance.get_runs(
+                filters=RunsFilter(tags={tags.OWNER: self.owner, RUN_KEY_TAG: keys[i : i + _RUNS_QUERY_KEYS]})
+            )
+            for run in runs:  # newest first
+                latest.setdefault(run.tags.get(RUN_KEY_TAG), run)
         return latest
 
     def _failure_message(self, run: Any) -> str:
@@ -126,31 +131,42 @@ class _Tick:
         if not held:
             return []
         runs = self._runs_by_key(held)
-        again: list[RunRequest] = []
+        renew: list[Task] = []  # leases to renew, all in one statement below
+        missing: list[tuple[Task, str]] = []
         for task in held:
             key = tags.run_key(task.name, task.bucket_time.isoformat(), task.generation)
             run = runs.get(key)
-            claim = Claim(self.store, task, self.owner, self.store.lease_seconds)
-            try:
-                if run is None:
-                    # Claimed by a tick that died or timed out before Dagster made the run:
-                    # ask again under the same run_key (Dagster drops it if the run exists after all).
-                    claim.heartbeat()
-                    again.append(self.run_request(task))
-                    self.notes.append(f"re-requested {key}")
-                elif run.status in _WAITING:
-                    claim.heartbeat()  # a queued run cannot renew the lease itself yet
-                elif run.status in _RUNNING:
-                    continue  # the run renews the lease; if its process dies, the lease lapses
-                elif run.status == DagsterRunStatus.SUCCESS:
-                    claim.fail(f"run {run.run_id} succeeded without finishing the window (no DTC op ran?)")
-                    self.notes.append(f"{key}: run succeeded without finishing; window failed")
-                else:
-                    claim.fail(self._failure_message(run))
-                    self.notes.append(f"{key}: run {run.status.value}; window back to AVAILABLE")
-            except StaleClaimError:
-                continue  # the run or an operator moved the window on meanwhile
-        return again
+            if run is None:
+                # Claimed by a tick that died or timed out before Dagster made the run:
+                # ask again under the same run_key (Dagster drops it if the run exists after all).
+                renew.append(task)
+                missing.append((task, key))
+            elif run.status in _WAITING:
+                renew.append(task)  # a queued run cannot renew the lease itself yet
+            elif run.status in _RUNNING:
+                continue  # the run renews the lease; if its process dies, the lease lapses
+            else:
+                claim = Claim(self.store, task, self.owner, self.store.lease_seconds)
+                try:
+                    if run.status == DagsterRunStatus.SUCCESS:
+                        claim.fail(
+                            f"run {run.run_id} succeeded without finishing the window (no DTC op ran?)"
+                        )
+                        self.notes.append(f"{key}: run succeeded without finishing; window failed")
+                    else:
+                        claim.fail(self._failure_message(run))
+                        self.notes.append(f"{key}: run {run.status.value}; window back to AVAILABLE")
+                except StaleClaimError:
+                    continue  # the run or an operator moved the window on meanwhile
+        renewed = self.store.renew_many(
+            self.task.name, self.owner, [(t.bucket_time, t.generation) for t in renew]
+        )
+        # A claim that was not renewed is stale: the run or an operator moved the window on meanwhile.
+        again = [(t, key) for t, key in missing if (t.bucket_time, t.generation) in renewed]
+        self.notes += [f"re-requested {key}" for _, key in again[:_MAX_KEY_NOTES]]
+        if len(again) > _MAX_KEY_NOTES:
+            self.notes.append(f"re-requested {len(again) - _MAX_KEY_NOTES} more")
+        return [self.run_request(t) for t, _ in again]
 
     def ensure_windows(self) -> int:
         span = self.task.due_range(self.store.now())

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -123,6 +124,7 @@ class TaskStore:
         self.backoff_max = float(backoff_max)
         self.pool_size = pool_size
         self._queries = Queries(self.table)
+        self._sql_cache: dict[str, bytes] = {}
         self._pool: ConnectionPool | None = None
         self._url: str | None = None
         self._lock = threading.Lock()
@@ -172,14 +174,23 @@ class TaskStore:
                 "Nothing was changed by the failed statement unless its transaction committed; retry."
             ) from exc
 
+    def _sql(self, conn: psycopg.Connection[Any], query: str) -> bytes:
+        # Composing a query (quoting the table name) is redone by psycopg on every execute; do it once.
+        text = self._sql_cache.get(query)
+        if text is None:
+            text = self._sql_cache[query] = self._queries[query].as_bytes(conn)
+        return text
+
     def _rows(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         with self.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(self._queries[query], params)
-            return cur.fetchall() if cur.description else []
+            cur.execute(self._sql(conn, query), params)
+            # not cur.description: that builds a Column object per column on every call (~25 us for 18)
+            result = cur.pgresult
+            return cur.fetchall() if result is not None and result.status == pq.ExecStatus.TUPLES_OK else []
 
     def _count(self, query: str, params: dict[str, Any]) -> int:
         with self.connection() as conn, conn.cursor() as cur:
-            cur.execute(self._queries[query], params)
+            cur.execute(self._sql(conn, query), params)
             return cur.rowcount
 
     def close(self) -> None:
@@ -268,7 +279,11 @@ class TaskStore:
             "worker": check_name(worker or default_worker(), "worker"),
             "max_attempts": self._max_attempts(max_attempts),
         }
-        return self._count("create_windows", params)
+        try:
+            return self._count("create_windows", params)
+        except psycopg.errors.UniqueViolation:
+            # Another process created some of these windows at the same moment; nothing was inserted.
+            return self._count("create_windows_racing", params)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -543,6 +558,36 @@ class TaskStore:
             Task.from_row(r)
             for r in self._rows("held_by", {"name": check_name(name), "worker": check_name(worker, "worker")})
         ]
+
+    def renew_many(
+        self,
+        name: str,
+        worker: str,
+        tokens: Iterable[tuple[datetime, int]],
+        *,
+        lease_seconds: float | None = None,
+    ) -> dict[tuple[datetime, int], bool]:
+        """Renew the leases of many claims ``worker`` holds on windows of ``name``, in one statement.
+
+        ``tokens`` are ``(bucket_time, generation)`` pairs. A claim is renewed only while its window
+        is still ACQUIRED by ``worker`` under that generation; the others are stale and left as they
+        are. Returns the renewed ``(bucket_time, generation)`` pairs, each mapped to whether a reopen
+        was requested meanwhile (what :meth:`Claim.heartbeat` returns for one claim).
+        """
+        pairs = [(require_aware(b, "bucket_time"), int(g)) for b, g in tokens]
+        if not pairs:
+            return {}
+        params = {
+            "name": check_name(name),
+            "worker": check_name(worker, "worker"),
+            "bucket_times": [b for b, _ in pairs],
+            "generations": [g for _, g in pairs],
+            "lease": self._lease(lease_seconds),
+        }
+        return {
+            (r["bucket_time"], r["generation"]): bool(r["reopen_requested"])
+            for r in self._rows("renew_many", params)
+        }
 
     def adopt(
         self,

@@ -376,3 +376,59 @@ def first_real_runs(dev: DagsterDev, timeout: float = 200) -> list[Task]:
         return readings if readings and moms else None
 
     return wait_for(done, timeout, "the sensors' first runs to complete windows", explain=dev.explain)
+
+
+# -- the browser ----------------------------------------------------------------------------------
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--window-size=1400,1000",
+]
+
+
+def chromium(url: str, *, screenshot: Path | None = None, budget_ms: int = 15000, timeout: float = 120) -> str:
+    """Open ``url`` in headless Chromium; return the DOM after ``budget_ms`` of virtual time.
+
+    With ``screenshot``, a PNG of the page is saved there too (a second browser start).
+    """
+    exe = shutil.which("chromium")
+    assert exe, "chromium is not installed"
+    profile = Path(tempfile.mkdtemp(prefix="dtc-chromium-"))
+    try:
+        base = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}"]
+        dom = _browser([*base, "--dump-dom", url], timeout).stdout.decode(errors="replace")
+        if screenshot is not None:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            _browser([*base, f"--screenshot={screenshot}", url], timeout)
+            assert screenshot.exists() and screenshot.stat().st_size > 0, f"no screenshot of {url}"
+        return dom
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _browser(cmd: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise AssertionError(f"chromium did not finish within {timeout:.0f} s: {cmd[-1]}") from None
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # helpers (zygote, gpu) it may leave in our group
+        except ProcessLookupError:
+            pass
+    if proc.returncode != 0:
+        raise AssertionError(f"chromium exited with {proc.returncode} on {cmd[-1]}: {err.decode()[-2000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)

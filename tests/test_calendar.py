@@ -297,6 +297,15 @@ def test_each_name_gets_its_own_calendar_in_name_order() -> None:
     assert text.index("alpha  PT1H @ 00:00Z") < text.index("zeta  P1D @ 00:00Z")
 
 
+def test_windows_at_the_end_of_time_do_not_break_the_grid() -> None:
+    daily = [task(utc(9999, 12, 30), status="COMPLETE"), task(utc(9999, 12, 31))]
+    text = render_text(daily)
+    assert "9999-12-30T00:00:00Z  COMPLETE" in text and "9999-12-31T00:00:00Z  AVAILABLE" in text
+    yearly = [task(utc(9998, 1, 1), "P1Y"), task(utc(9999, 1, 1), "P1Y", "SKIP")]
+    assert "9999  SKIP" in render_text(yearly).splitlines()
+    assert "9999" in render_markdown(daily + yearly)
+
+
 def test_no_windows() -> None:
     assert render_text([]) == "no windows\n"
     assert render_markdown([]) == "_no windows_\n"

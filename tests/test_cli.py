@@ -160,6 +160,15 @@ def test_create_in_pieces_keeps_calendar_months_whole(
     ]
 
 
+def test_create_up_to_the_end_of_time(run: Run, store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "CREATE_CHUNK", 5)
+    result = run("create", "yearly", "--interval", "P1Y", "--start", "9990-01-01", "--end", "9999-12-31")
+    assert result.code == 0, result.err
+    assert "created 10 new windows" in result.out
+    assert [t.bucket_time.year for t in store.query("yearly")] == list(range(9990, 10000))
+    assert run("calendar", "yearly").code == 0
+
+
 def test_create_refuses_a_second_interval_for_a_name(run: Run, store: TaskStore) -> None:
     store.create_windows("call_mom", "P1D", D1, D1 + DAY)
     result = run("create", "call_mom", "--interval", "PT1H", "--start", "2026-12-01", "--end", "2026-12-02")
@@ -485,7 +494,9 @@ def test_missing_table_exits_1_and_says_to_init(run: Run, table_name: str) -> No
             "day 1-28",
         ),
         (("list", "x", "--status", "DONE"), "status 'DONE' is not one of"),
-        (("list", "x", "--limit", "many"), "invalid int value"),
+        (("list", "x", "--limit", "many"), "--limit must be a positive whole number, got 'many'"),
+        (("list", "x", "--limit", "0"), "--limit must be a positive whole number, got '0'"),
+        (("list", "x", "--status", ","), "no status given"),
         (("list", "x", "--start", "2026-12-01T00:00:00"), "has no time zone; add one"),
         (("list", "x", "--start", "yesterday"), "is not ISO-8601"),
         (("list", "x", "--start", "2026-02-30"), "is not a valid date"),

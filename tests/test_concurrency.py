@@ -145,3 +145,43 @@ def test_threads_racing_for_one_window(store: TaskStore, database_url: str) -> N
     task = store.get("solo", utc(2026, 1, 1))
     # every round: one claim (+1) and the COMPLETE that fenced it (+1)
     assert task is not None and task.status is Status.AVAILABLE and task.generation == 30
+
+
+def _create(
+    s: TaskStore, i: int, name: str, go: threading.Barrier, counts: list[int], errors: list[BaseException]
+) -> None:
+    start, five = utc(2026, 1, 1), timedelta(minutes=5)
+    try:
+        go.wait()
+        # ranges [i*100, i*100 + 400) in 5-minute steps: each overlaps its neighbours
+        counts.append(s.create_windows(name, "PT5M", start + i * 100 * five, start + (i * 100 + 400) * five))
+    except BaseException as exc:
+        errors.append(exc)
+
+
+def test_concurrent_create_windows_on_overlapping_ranges(store: TaskStore, database_url: str) -> None:
+    """Creators racing over overlapping ranges: no errors, every window once, counts add up."""
+    stores = [TaskStore(database_url, store.table.name, pool_size=1) for _ in range(6)]
+    try:
+        for round_ in range(5):
+            name = f"overlap_{round_}"
+            go = threading.Barrier(len(stores))
+            counts: list[int] = []
+            errors: list[BaseException] = []
+            threads = [
+                threading.Thread(target=_create, args=(s, i, name, go, counts, errors))
+                for i, s in enumerate(stores)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            assert errors == []
+            total = len(stores) * 100 + 300
+            assert sum(counts) == total
+            tasks = store.query(name)
+            assert len(tasks) == total
+            assert len({t.bucket_time for t in tasks}) == total
+    finally:
+        for s in stores:
+            s.close()

@@ -17,10 +17,21 @@ VALUES (%(name)s, %(bucket_time)s, %(interval)s::interval, 'AVAILABLE', %(worker
 ON CONFLICT (name, bucket_time) DO NOTHING
 
 -- name: create_windows
--- One set-based statement for a whole range; existing rows are left untouched.
+-- One set-based statement for a whole range; existing rows are left untouched. The anti-join skips
+-- them at a fraction of the cost of ON CONFLICT, whose speculative insertion doubles the time of a
+-- large insert. A concurrent creator can still insert some of these first: the statement then fails
+-- with a unique violation, having inserted nothing, and the store runs create_windows_racing.
 INSERT INTO {table} (name, bucket_time, bucket_interval, status, created_by, created_at, max_attempts)
 SELECT %(name)s, g, %(interval)s::interval, 'AVAILABLE', %(worker)s, now(), %(max_attempts)s
 FROM generate_series(%(first)s::timestamptz, %(last)s::timestamptz, %(interval)s::interval) AS g
+WHERE NOT EXISTS (SELECT 1 FROM {table} AS x WHERE x.name = %(name)s AND x.bucket_time = g)
+
+-- name: create_windows_racing
+-- create_windows when another creator raced it: the same, but tolerating rows that appear meanwhile.
+INSERT INTO {table} (name, bucket_time, bucket_interval, status, created_by, created_at, max_attempts)
+SELECT %(name)s, g, %(interval)s::interval, 'AVAILABLE', %(worker)s, now(), %(max_attempts)s
+FROM generate_series(%(first)s::timestamptz, %(last)s::timestamptz, %(interval)s::interval) AS g
+WHERE NOT EXISTS (SELECT 1 FROM {table} AS x WHERE x.name = %(name)s AND x.bucket_time = g)
 ON CONFLICT (name, bucket_time) DO NOTHING
 
 -- name: get
@@ -189,21 +200,49 @@ ORDER BY name
 
 -- name: claim_diagnosis
 -- Why a claim found nothing: counts by reason for one name. Each window counts under one reason:
--- an exhausted window that is also inside its backoff counts as exhausted only.
-SELECT count(*) FILTER (WHERE status = 'AVAILABLE' AND not_before > now()
-                        AND NOT (max_attempts IS NOT NULL AND attempt >= max_attempts)) AS backing_off,
-       count(*) FILTER (WHERE status = 'AVAILABLE' AND max_attempts IS NOT NULL
-                        AND attempt >= max_attempts) AS exhausted,
-       count(*) FILTER (WHERE status = 'ACQUIRED') AS held,
-       count(*) FILTER (WHERE status = 'AVAILABLE') AS available,
-       count(*) AS total
-FROM {table} WHERE name = %(name)s
+-- an exhausted window that is also inside its backoff counts as exhausted only. Only the AVAILABLE
+-- and ACQUIRED rows are read (through their partial indexes, however many windows are finished);
+-- every window is counted only when none of them is open, the one case whose answer needs `total`
+-- (it is NULL otherwise: the sub-select is an InitPlan, run only if the CASE reaches it).
+SELECT o.backing_off, o.exhausted, o.held, o.available,
+       CASE WHEN o.held + o.available = 0
+            THEN (SELECT count(*) FROM {table} WHERE name = %(name)s) END AS total
+FROM (
+    SELECT count(*) FILTER (WHERE status = 'AVAILABLE' AND not_before > now()
+                            AND NOT (max_attempts IS NOT NULL AND attempt >= max_attempts)) AS backing_off,
+           count(*) FILTER (WHERE status = 'AVAILABLE' AND max_attempts IS NOT NULL
+                            AND attempt >= max_attempts) AS exhausted,
+           count(*) FILTER (WHERE status = 'ACQUIRED') AS held,
+           count(*) FILTER (WHERE status = 'AVAILABLE') AS available
+    FROM {table} WHERE name = %(name)s AND (status = 'AVAILABLE' OR status = 'ACQUIRED')
+) AS o
 
 -- name: held_by
 -- The windows of one name that one holder (e.g. a sensor) claimed and nobody has taken over.
 SELECT {columns} FROM {table}
 WHERE name = %(name)s AND status = 'ACQUIRED' AND acquired_by = %(worker)s
 ORDER BY bucket_time
+
+-- name: renew_many
+-- Renew the leases of many claims of one holder at once (a sensor keeping the windows of its queued
+-- runs): one statement instead of a heartbeat each. A claim is renewed only while its window is
+-- still ACQUIRED by that holder under the same token. Rows are locked in bucket order, so two such
+-- statements cannot deadlock; a row changed while we waited for its lock is re-checked and skipped.
+WITH held AS (
+    SELECT t.name, t.bucket_time
+    FROM {table} AS t
+    JOIN unnest(%(bucket_times)s::timestamptz[], %(generations)s::bigint[]) AS c(bucket_time, generation)
+      ON t.bucket_time = c.bucket_time AND t.generation = c.generation
+    WHERE t.name = %(name)s AND t.status = 'ACQUIRED' AND t.acquired_by = %(worker)s
+    ORDER BY t.bucket_time
+    FOR UPDATE OF t
+)
+UPDATE {table} AS t
+SET lease_expires_at = now() + make_interval(secs => %(lease)s),
+    revision = t.revision + 1
+FROM held AS h
+WHERE t.name = h.name AND t.bucket_time = h.bucket_time
+RETURNING t.bucket_time, t.generation, t.reopen_requested
 
 -- name: adopt
 -- A process takes over a claim made elsewhere (a sensor's claim, picked up by the run it launched):
