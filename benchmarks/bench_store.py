@@ -192,9 +192,9 @@ def _run_task(idx: int, task: dict[str, Any], inbox: Any, outbox: Any) -> dict[s
         store = TaskStore(url, table)
         store.now()  # open the pool before the clock starts
         outbox.put({"ready": idx})
-        assert inbox.get() == "go"
+        deadline = inbox.get()["deadline"]
         t0, c0 = time.monotonic(), time.process_time()
-        while True:
+        while time.monotonic() < deadline:
             got = store.claim(NAME, batch, worker)
             if not got:
                 break
@@ -209,9 +209,9 @@ def _run_task(idx: int, task: dict[str, Any], inbox: Any, outbox: Any) -> dict[s
         with _connect(url) as conn:
             conn.execute("SELECT 1")
             outbox.put({"ready": idx})
-            assert inbox.get() == "go"
+            deadline = inbox.get()["deadline"]
             t0, c0 = time.monotonic(), time.process_time()
-            while True:
+            while time.monotonic() < deadline:
                 rows = conn.execute(claim_sql, (NAME, batch, worker)).fetchall()
                 if not rows:
                     break
@@ -245,15 +245,18 @@ class Workers:
             raise RuntimeError(f"worker {msg['idx']} failed: {msg['error']}")
         return msg
 
-    def run(self, n: int, task: dict[str, Any]) -> tuple[float, list[dict[str, Any]], float | None]:
+    def run(
+        self, n: int, task: dict[str, Any], limit_s: float
+    ) -> tuple[float, list[dict[str, Any]], float | None]:
+        """Run ``task`` on ``n`` workers at once; they stop claiming after ``limit_s`` seconds."""
         for inbox in self.inboxes[:n]:
             inbox.put(task)
         for _ in range(n):
             self._get()  # ready
         cpu0 = _cpu_busy()
-        t0 = time.monotonic()
+        t0 = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process on Linux
         for inbox in self.inboxes[:n]:
-            inbox.put("go")
+            inbox.put({"deadline": t0 + limit_s})
         results = [self._get() for _ in range(n)]
         elapsed = max(r["t1"] for r in results) - t0
         return elapsed, results, _busy_since(cpu0)
@@ -267,28 +270,36 @@ class Workers:
                 p.terminate()
 
 
-def _verify_store(url: str, table: str, windows: int, done: int) -> dict[str, Any]:
+def _verify(url: str, table: str, kind: str, windows: int, done: int) -> dict[str, Any]:
+    """Every window the workers completed is COMPLETE, once; every other one is untouched AVAILABLE."""
+    extra = (
+        ", count(*) FILTER (WHERE generation <> CASE WHEN status = 'COMPLETE' THEN 1 ELSE 0 END)"
+        if kind == "store"
+        else ", 0"
+    )
     with _connect(url) as conn:
-        complete, other, reclaimed = conn.execute(
+        row = conn.execute(
             "SELECT count(*) FILTER (WHERE status = 'COMPLETE'),"
-            " count(*) FILTER (WHERE status <> 'COMPLETE'),"
-            f" count(*) FILTER (WHERE generation <> 1 OR attempt <> 1) FROM {table}"
-        ).fetchone()  # type: ignore[misc]
-    ok = complete == windows and other == 0 and reclaimed == 0 and done == windows
-    return {"ok": ok, "complete": complete, "not_complete": other, "claimed_twice": reclaimed, "done": done}
+            " count(*) FILTER (WHERE status = 'AVAILABLE'),"
+            f" count(*) FILTER (WHERE status NOT IN ('COMPLETE', 'AVAILABLE')){extra} FROM {table}"
+        ).fetchone()
+    assert row is not None
+    complete, available, other, wrong_generation = row
+    ok = complete == done and available == windows - done and other == 0 and wrong_generation == 0
+    return {
+        "ok": ok,
+        "complete": complete,
+        "available": available,
+        "other": other,
+        "claimed_twice": wrong_generation,
+        "done_by_workers": done,
+        "drained": done == windows,
+    }
 
 
-def _verify_raw(url: str, table: str, windows: int, done: int) -> dict[str, Any]:
-    with _connect(url) as conn:
-        complete, other = conn.execute(
-            "SELECT count(*) FILTER (WHERE status = 'COMPLETE'),"
-            f" count(*) FILTER (WHERE status <> 'COMPLETE') FROM {table}"
-        ).fetchone()  # type: ignore[misc]
-    ok = complete == windows and other == 0 and done == windows
-    return {"ok": ok, "complete": complete, "not_complete": other, "done": done}
-
-
-def bench_throughput(url: str, workers: Workers, procs: list[int], windows: int) -> list[dict[str, Any]]:
+def bench_throughput(
+    url: str, workers: Workers, procs: list[int], windows: int, limit_s: float
+) -> list[dict[str, Any]]:
     end = BASE + timedelta(minutes=windows)
     rows = []
     for batch in (1, 10):
@@ -298,32 +309,36 @@ def bench_throughput(url: str, workers: Workers, procs: list[int], windows: int)
                 table = f"bench_{kind}_p{n}_b{batch}"
                 if kind == "store":
                     _drop(url, table)
-                    _store(url, table).create_windows(NAME, "PT1M", BASE, end, worker="bench")
+                    store = _store(url, table)
+                    store.create_windows(NAME, "PT1M", BASE, end, worker="bench")
+                    store.close()
                 else:
                     _raw_table(url, table)
                     with _connect(url) as conn:
-                        conn.execute(
-                            RAW_CREATE.format(t=table),
-                            (NAME, "PT1M", "bench", BASE, end - timedelta(minutes=1), "PT1M"),
-                        )
+                        last = end - timedelta(minutes=1)
+                        conn.execute(RAW_CREATE.format(t=table), (NAME, "PT1M", "bench", BASE, last, "PT1M"))
                 _vacuum(url, table)
+                load = os.getloadavg()[0]
                 task = {"kind": kind, "url": url, "table": table, "batch": batch}
-                elapsed, results, busy = workers.run(n, task)
+                elapsed, results, busy = workers.run(n, task, limit_s)
                 done = sum(r["done"] for r in results)
-                verify = (_verify_store if kind == "store" else _verify_raw)(url, table, windows, done)
+                verify = _verify(url, table, kind, windows, done)
+                _drop(url, table)
                 row[kind] = {
                     "seconds": round(elapsed, 3),
-                    "windows_per_s": round(windows / elapsed, 1),
-                    "client_cpu_us_per_window": round(1e6 * sum(r["cpu"] for r in results) / windows, 1),
+                    "windows_done": done,
+                    "windows_per_s": round(done / elapsed, 1),
+                    "client_cpu_us_per_window": round(1e6 * sum(r["cpu"] for r in results) / max(done, 1), 1),
                     "claims": sum(r["claims"] for r in results),
                     "per_worker": [r["done"] for r in sorted(results, key=lambda r: r["idx"])],
                     "machine_cpu_busy": None if busy is None else round(busy, 3),
+                    "loadavg_1min_before": round(load, 2),
                     "verify": verify,
                 }
-                _drop(url, table)
                 _progress(
-                    f"  {kind:5s} procs={n} batch={batch:2d}: {windows / elapsed:8.0f} windows/s "
-                    f"({elapsed:.1f} s){'' if verify['ok'] else '  VERIFY FAILED ' + repr(verify)}"
+                    f"  {kind:5s} procs={n} batch={batch:2d}: {done / elapsed:8.0f} windows/s "
+                    f"({done:,} windows in {elapsed:.1f} s, load {load:.1f})"
+                    f"{'' if verify['ok'] else '  VERIFY FAILED ' + repr(verify)}"
                 )
             row["ratio"] = round(row["store"]["windows_per_s"] / row["raw"]["windows_per_s"], 3)
             rows.append(row)
@@ -485,7 +500,7 @@ def report(result: dict[str, Any]) -> str:
                 [
                     r["procs"],
                     r["batch"],
-                    f"{r['windows']:,}",
+                    f"{s['windows_done']:,}/{w['windows_done']:,}",
                     f"{s['windows_per_s']:,.0f}",
                     f"{w['windows_per_s']:,.0f}",
                     f"{r['ratio']:.2f}",
@@ -497,12 +512,13 @@ def report(result: dict[str, Any]) -> str:
             )
         parts += [
             "",
-            "(a) claim + complete throughput (aim: store/raw >= 0.9)",
+            f"(a) claim + complete throughput, each scenario stopped after {result['throughput_limit_s']:g} s"
+            " or when drained (aim: store/raw >= 0.9)",
             _table(
                 [
                     "procs",
                     "per claim",
-                    "windows",
+                    "windows done s/r",
                     "store w/s",
                     "raw w/s",
                     "store/raw",
@@ -592,6 +608,11 @@ def main(argv: list[str] | None = None) -> int:
         "--windows", type=int, help="windows per throughput scenario (default 100,000; quick 10,000)"
     )
     parser.add_argument(
+        "--seconds",
+        type=float,
+        help="stop each throughput scenario after this long (default 25; quick 8); 0 = run until drained",
+    )
+    parser.add_argument(
         "--url", help="benchmark this server instead of a throwaway embedded one (bench_* tables)"
     )
     parser.add_argument(
@@ -604,6 +625,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = set(args.only.split(","))
     procs = [int(p) for p in args.procs.split(",")]
     windows = args.windows or (10_000 if args.quick else 100_000)
+    limit_s = args.seconds if args.seconds is not None else (8.0 if args.quick else 25.0)
+    limit_s = limit_s or 1e9
 
     started = time.monotonic()
     server = None
@@ -627,9 +650,13 @@ def main(argv: list[str] | None = None) -> int:
         }
         _progress(report({**result}).split("\n")[0])
         if "throughput" in parts:
-            _progress(f"(a) throughput, {windows:,} windows per scenario; starting {max(procs)} workers ...")
+            _progress(
+                f"(a) throughput: {windows:,} windows per scenario table, at most {limit_s:g} s each; "
+                f"starting {max(procs)} workers ..."
+            )
+            result["throughput_limit_s"] = limit_s
             workers = Workers(max(procs))
-            result["throughput"] = bench_throughput(url, workers, procs, windows)
+            result["throughput"] = bench_throughput(url, workers, procs, windows, limit_s)
         if "create" in parts:
             _progress("(b) create one year of PT1M windows ...")
             result["create"] = bench_create(url)

@@ -79,7 +79,9 @@ class Interval:
     def parse(cls, text: str | Interval, origin: datetime | None = None) -> Interval:
         """Parse ``text`` (``PT5M``, ``P1D``, ``P1M`` ...) and validate it against ``origin``."""
         if isinstance(text, Interval):
-            return text if origin is None else cls(text.iso, text.months, text.fixed, _origin(origin, text.months))
+            if origin is None:
+                return text
+            return cls(text.iso, text.months, text.fixed, _origin(origin, text.months))
         if not isinstance(text, str):
             raise InvalidIntervalError(
                 f"interval must be an ISO-8601 duration string such as 'PT5M' or 'P1D', got {text!r}"

@@ -231,6 +231,10 @@ def test_non_string_intervals_are_rejected(value: object) -> None:
 def test_calendar_origin_must_exist_in_every_month() -> None:
     with pytest.raises(InvalidIntervalError, match="day 31; calendar intervals need an origin on day 1-28"):
         Interval.parse("P1M", utc(2026, 1, 31))
+    with pytest.raises(InvalidIntervalError, match="day 29"):
+        Interval.parse(Interval.parse("P1M"), utc(2026, 1, 29))
+    with pytest.raises(InvalidIntervalError, match="day 30"):
+        Interval.parse("P1Y").with_origin(utc(2026, 4, 30))
     # fixed intervals do not care
     assert Interval.parse("P1D", utc(2026, 1, 31)).origin == utc(2026, 1, 31)
 
