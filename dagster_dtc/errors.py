@@ -31,6 +31,10 @@ class DatabaseUnavailableError(DTCError):
     """The server could not be reached or dropped the connection. Safe to retry."""
 
 
+class SchemaMissingError(DTCError):
+    """The DTC table does not exist yet: run ``init_schema()`` (or ``dagster-dtc init``)."""
+
+
 class WindowNotFoundError(DTCError, LookupError):
     """No row exists for the (name, bucket_time) asked for."""
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .errors import InvalidInputError
 from .intervals import Interval
 
 
@@ -26,7 +27,9 @@ class Status(str, enum.Enum):
         try:
             return cls(str(value).upper())
         except ValueError:
-            raise ValueError(f"status {value!r} is not one of {', '.join(s.value for s in cls)}") from None
+            raise InvalidInputError(
+                f"status {value!r} is not one of {', '.join(s.value for s in cls)}"
+            ) from None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from .errors import (
     DatabaseUnavailableError,
     IntervalMismatchError,
     InvalidInputError,
+    SchemaMissingError,
     StaleClaimError,
     WindowHeldError,
     WindowNotAvailableError,
@@ -166,6 +167,11 @@ class TaskStore:
         try:
             with pool.connection() as conn:
                 yield conn
+        except psycopg.errors.UndefinedTable as exc:
+            raise SchemaMissingError(
+                f"table {self.table} does not exist in {redact(self.database_url)}; create it with "
+                "TaskStore.init_schema() or `dagster-dtc init`"
+            ) from exc
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             if isinstance(exc, psycopg.errors.LockNotAvailable):
                 raise
