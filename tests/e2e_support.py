@@ -13,6 +13,7 @@ would take minutes on a small machine.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -89,6 +90,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def group_members(pgid: int, since: float) -> set[psutil.Process]:
+    """Live processes in process group ``pgid`` created after ``since`` (so never a reused id's)."""
+    members = set()
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(proc.pid) == pgid and proc.create_time() >= since - 1:
+                members.add(proc)
+    return members
+
+
 def wait_for(check: Callable[[], T], timeout: float, what: str, every: float = 1.0, explain=None) -> T:
     """Poll ``check`` until it returns something truthy; fail with ``what`` (and ``explain()``)."""
     deadline = time.monotonic() + timeout
@@ -106,7 +117,7 @@ class DagsterDev:
     """``dagster dev -w workspace.yaml`` on a free port, with its own PostgreSQL and DAGSTER_HOME."""
 
     def __init__(self) -> None:
-        self.started_at = time.monotonic()
+        self.created = time.time()
         self.workdir = Path(tempfile.mkdtemp(prefix="dtc-e2e-"))
         self.dagster_home = self.workdir / "dagster_home"
         self.log_path = self.workdir / "dagster-dev.log"
@@ -144,7 +155,16 @@ class DagsterDev:
         )
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
+                [
+                    str(BIN / "dagster"),
+                    "dev",
+                    "-w",
+                    "workspace.yaml",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                ],
                 cwd=REPO,
                 env=env,
                 stdout=log,
@@ -197,29 +217,20 @@ class DagsterDev:
     def stop(self) -> None:
         """Stop ``dagster dev`` (SIGTERM to its process group, then SIGKILL what is left of it)."""
         try:
-            if self.proc is not None and self.proc.poll() is None:
+            if self.proc is not None:
                 tree = self.descendants()
                 pgid = self.proc.pid  # start_new_session: the group is ours alone
-                try:
-                    os.killpg(pgid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                try:
-                    self.proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    pass
-                try:
-                    os.killpg(pgid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(timeout=10)
-                # Anything of ours that left the group (none expected) goes too.
-                for proc in tree:
-                    try:
+                if self.proc.poll() is None:
+                    os.killpg(pgid, signal.SIGTERM)  # dagster dev stops its children (takes ~10 s)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        self.proc.wait(timeout=30)
+                # What is left of the group, and anything of ours that left it (none expected).
+                leftovers = tree | group_members(pgid, self.created)
+                for proc in leftovers:
+                    with contextlib.suppress(psutil.NoSuchProcess):
                         proc.kill()
-                    except psutil.NoSuchProcess:
-                        pass
-                psutil.wait_procs(list(tree), timeout=10)
+                psutil.wait_procs(list(leftovers), timeout=10)
+                self.proc.wait(timeout=10)
         finally:
             if self.store is not None:
                 self.store.close()
@@ -278,7 +289,9 @@ class DagsterDev:
         return f"--- dtc_tasks {name} ---\n" + "\n".join(rows)
 
     def explain(self) -> str:
-        return "\n".join([self.table_dump(readings_report.name), self.table_dump(call_mom.name), self.log_tail()])
+        return "\n".join(
+            [self.table_dump(readings_report.name), self.table_dump(call_mom.name), self.log_tail()]
+        )
 
     # -- Dagster, through the webserver's GraphQL API --------------------------------------------
 
@@ -361,6 +374,22 @@ def shared_dagster_dev(request: pytest.FixtureRequest) -> Iterator[DagsterDev]:
             _stop_session()
 
 
+def run_by_id(runs: list[dict[str, Any]], run_id: str) -> dict[str, Any] | None:
+    return next((r for r in runs if r["runId"] == run_id), None)
+
+
+def wait_for_run(
+    dev: DagsterDev, name: str, bucket: datetime, run_id: str, status: str, timeout: float = 90
+) -> dict[str, Any]:
+    """The run of window ``name``/``bucket`` with ``run_id``, once Dagster says it is ``status``."""
+
+    def check() -> dict[str, Any] | None:
+        run = run_by_id(dev.window_runs(name, bucket), run_id)
+        return run if run is not None and run["status"] == status else None
+
+    return wait_for(check, timeout, f"run {run_id} to be {status}", explain=dev.explain)
+
+
 def first_real_runs(dev: DagsterDev, timeout: float = 200) -> list[Task]:
     """Wait until the sensors' runs have completed real readings_report and call_mom windows."""
 
@@ -378,7 +407,13 @@ def first_real_runs(dev: DagsterDev, timeout: float = 200) -> list[Task]:
         ]
         return readings if readings and moms else None
 
-    return wait_for(done, timeout, "the sensors' first runs to complete windows", explain=dev.explain)
+    completed = wait_for(done, timeout, "the sensors' first runs to complete windows", explain=dev.explain)
+    # A window is COMPLETE a moment before Dagster records its run's success.
+    newest = completed[-1]
+    report = dev.report(newest.bucket_time)
+    assert report is not None
+    wait_for_run(dev, readings_report.name, newest.bucket_time, report["run_id"], "SUCCESS")
+    return completed
 
 
 # -- the browser ----------------------------------------------------------------------------------
@@ -397,7 +432,9 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def chromium(url: str, *, screenshot: Path | None = None, budget_ms: int = 15000, timeout: float = 120) -> str:
+def chromium(
+    url: str, *, screenshot: Path | None = None, budget_ms: int = 15000, timeout: float = 120
+) -> str:
     """Open ``url`` in headless Chromium; return the DOM after ``budget_ms`` of virtual time.
 
     With ``screenshot``, a PNG of the page is saved there too (a second browser start).
@@ -418,20 +455,33 @@ def chromium(url: str, *, screenshot: Path | None = None, budget_ms: int = 15000
 
 
 def _browser(cmd: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
+    since = time.time()
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True
     )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)  # not reaped yet: the group is surely ours
         proc.communicate()
         raise AssertionError(f"chromium did not finish within {timeout:.0f} s: {cmd[-1]}") from None
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # helpers (zygote, gpu) it may leave in our group
-        except ProcessLookupError:
-            pass
+        for helper in group_members(proc.pid, since):  # a zygote or GPU helper left behind
+            with contextlib.suppress(psutil.Error):
+                helper.kill()
     if proc.returncode != 0:
         raise AssertionError(f"chromium exited with {proc.returncode} on {cmd[-1]}: {err.decode()[-2000:]}")
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def page_text(dom: str) -> str:
+    """The visible text of a DOM dump, one element's text per line."""
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S | re.I)
+    text = re.sub(r"<[^>]+>", "\n", text)
+    text = text.replace("&nbsp;", " ").replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def dismiss_welcome(dev: DagsterDev) -> None:
+    """Mark the 'Join the Dagster community' dialog seen, as its Skip button does, so it hides nothing."""
+    assert dev.graphql("mutation { setNuxSeen }")["setNuxSeen"] is True

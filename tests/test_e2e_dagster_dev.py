@@ -20,8 +20,10 @@ from .e2e_support import (
     SEED_MESSAGE,
     DagsterDev,
     first_real_runs,
+    run_by_id,
     shared_dagster_dev,
     wait_for,
+    wait_for_run,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
@@ -36,16 +38,12 @@ def dagster_dev(request: pytest.FixtureRequest) -> Iterator[DagsterDev]:
     yield from shared_dagster_dev(request)
 
 
-def run_by_id(runs: list[dict], run_id: str) -> dict | None:
-    return next((r for r in runs if r["runId"] == run_id), None)
-
-
-def wait_for_run(dev: DagsterDev, bucket: datetime, run_id: str, status: str, timeout: float = 90) -> dict:
-    def check() -> dict | None:
-        run = run_by_id(dev.window_runs(NAME, bucket), run_id)
-        return run if run is not None and run["status"] == status else None
-
-    return wait_for(check, timeout, f"run {run_id} to be {status}", explain=dev.explain)
+def _dead(proc: psutil.Process) -> bool:
+    """Gone, or a zombie its parent has not reaped yet."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def check_sensor_run(run: dict, name: str, bucket: datetime) -> None:
@@ -68,7 +66,7 @@ def test_sensors_run_real_windows(dagster_dev: DagsterDev) -> None:
         assert sum(report["by_site"].values()) == report["total"]
         assert window.acquired_by == f"dagster-run:{report['run_id']}"
         assert window.message == f"{report['total']} readings; report revision 1"
-        run = wait_for_run(dev, window.bucket_time, report["run_id"], "SUCCESS")
+        run = wait_for_run(dev, NAME, window.bucket_time, report["run_id"], "SUCCESS")
         check_sensor_run(run, NAME, window.bucket_time)
         assert int(run["tags"][tags.CLAIM]) <= window.generation
     # The daily asset's windows ran as partitions of call_mom_job.
@@ -105,7 +103,7 @@ def test_reopened_window_runs_again_under_a_new_run_key(dagster_dev: DagsterDev)
     bucket = window.bucket_time
     before = dev.report(bucket)
     assert before is not None and before["revision"] == 1
-    first_run = wait_for_run(dev, bucket, before["run_id"], "SUCCESS")
+    first_run = wait_for_run(dev, NAME, bucket, before["run_id"], "SUCCESS")
     old_keys = {r["tags"][RUN_KEY] for r in dev.window_runs(NAME, bucket)}
 
     # Late data arrives; some other service reopens the window with plain SQL.
@@ -118,11 +116,17 @@ def test_reopened_window_runs_again_under_a_new_run_key(dagster_dev: DagsterDev)
     def redone() -> Task | None:
         task = dev.window(NAME, bucket)
         report = dev.report(bucket)
-        if task.status is Status.COMPLETE and task.generation > reopened.generation and report["revision"] > 1:
+        if (
+            task.status is Status.COMPLETE
+            and task.generation > reopened.generation
+            and report["revision"] > 1
+        ):
             return task
         return None
 
-    final = wait_for(redone, 180, f"reopened window {bucket.isoformat()} to complete again", explain=dev.explain)
+    final = wait_for(
+        redone, 180, f"reopened window {bucket.isoformat()} to complete again", explain=dev.explain
+    )
     after = dev.report(bucket)
     assert after["revision"] == 2
     assert after["total"] == before["total"] + added
@@ -130,7 +134,7 @@ def test_reopened_window_runs_again_under_a_new_run_key(dagster_dev: DagsterDev)
     assert final.acquired_by == f"dagster-run:{after['run_id']}"
     assert final.message == f"{after['total']} readings; report revision 2"
 
-    rerun = wait_for_run(dev, bucket, after["run_id"], "SUCCESS")
+    rerun = wait_for_run(dev, NAME, bucket, after["run_id"], "SUCCESS")
     check_sensor_run(rerun, NAME, bucket)
     assert rerun["tags"][RUN_KEY] not in old_keys
     assert int(rerun["tags"][tags.CLAIM]) > int(first_run["tags"][tags.CLAIM])
@@ -145,7 +149,9 @@ def test_killed_run_gives_its_window_back(dagster_dev: DagsterDev) -> None:
     first_real_runs(dev)
     # A window no run has touched yet (seeded COMPLETE), reopened so that a fresh run picks it up.
     bucket = next(
-        t.bucket_time for t in reversed(dev.windows(NAME, [Status.COMPLETE.value])) if t.message == SEED_MESSAGE
+        t.bucket_time
+        for t in reversed(dev.windows(NAME, [Status.COMPLETE.value]))
+        if t.message == SEED_MESSAGE
     )
     assert dev.execute(REOPEN_SQL, NAME, bucket) == 1
 
@@ -163,13 +169,15 @@ def test_killed_run_gives_its_window_back(dagster_dev: DagsterDev) -> None:
     assert dev.window(NAME, bucket).acquired_by == held.acquired_by, "the run finished before the kill"
     for proc in reversed(processes):
         proc.kill()
-    gone, alive = psutil.wait_procs(processes, timeout=15)
-    assert not alive
+    _gone, alive = psutil.wait_procs(processes, timeout=15)
+    assert all(_dead(p) for p in alive), alive
 
     # Nobody renews the lease now: the sensor's next claim reaps the window.
     def given_back() -> Task | None:
         task = dev.window(NAME, bucket)
-        reaped = task.fail_count > held.fail_count and f"lease expired: {held.acquired_by}" in (task.message or "")
+        reaped = task.fail_count > held.fail_count and f"lease expired: {held.acquired_by}" in (
+            task.message or ""
+        )
         return task if reaped else None
 
     back = wait_for(given_back, 90, "the killed run's window to come back", every=0.5, explain=dev.explain)
@@ -188,8 +196,8 @@ def test_killed_run_gives_its_window_back(dagster_dev: DagsterDev) -> None:
     assert final.fail_count >= held.fail_count + 1
 
     # Dagster's side: the code server saw the worker die and failed the run; a later run succeeded.
-    killed = wait_for_run(dev, bucket, run_id, "FAILURE")
-    later = wait_for_run(dev, bucket, report["run_id"], "SUCCESS")
+    killed = wait_for_run(dev, NAME, bucket, run_id, "FAILURE")
+    later = wait_for_run(dev, NAME, bucket, report["run_id"], "SUCCESS")
     check_sensor_run(later, NAME, bucket)
     assert later["tags"][RUN_KEY] != killed["tags"][RUN_KEY]
     assert int(later["tags"][tags.CLAIM]) > int(killed["tags"][tags.CLAIM])
