@@ -331,7 +331,7 @@ class TaskStore:
     def explain_empty_claim(self, name: str) -> str:
         """Why ``claim(name)`` found nothing, in words (for sensors' skip reasons and the CLI)."""
         row = self._rows("claim_diagnosis", {"name": check_name(name)})[0]
-        if row["total"] == 0:
+        if not row["any_exist"]:
             return f"no windows of {name!r} exist yet"
         parts = []
         if row["held"]:
@@ -345,7 +345,7 @@ class TaskStore:
             detail = f" ({', '.join(parts)})" if parts else ""
             return f"{claimable} windows of {name!r} are claimable{detail}"
         if not parts:
-            return f"all {row['total']} windows of {name!r} are COMPLETE or SKIP; none due"
+            return f"every window of {name!r} is COMPLETE or SKIP; none due"
         return f"nothing claimable for {name!r}: " + ", ".join(parts)
 
     # -- claiming ------------------------------------------------------------------------------

@@ -202,11 +202,9 @@ ORDER BY name
 -- Why a claim found nothing: counts by reason for one name. Each window counts under one reason:
 -- an exhausted window that is also inside its backoff counts as exhausted only. Only the AVAILABLE
 -- and ACQUIRED rows are read (through their partial indexes, however many windows are finished);
--- every window is counted only when none of them is open, the one case whose answer needs `total`
--- (it is NULL otherwise: the sub-select is an InitPlan, run only if the CASE reaches it).
+-- when none is open, one primary-key probe tells "none exist" from "all finished".
 SELECT o.backing_off, o.exhausted, o.held, o.available,
-       CASE WHEN o.held + o.available = 0
-            THEN (SELECT count(*) FROM {table} WHERE name = %(name)s) END AS total
+       o.held + o.available > 0 OR EXISTS (SELECT 1 FROM {table} WHERE name = %(name)s) AS any_exist
 FROM (
     SELECT count(*) FILTER (WHERE status = 'AVAILABLE' AND not_before > now()
                             AND NOT (max_attempts IS NOT NULL AND attempt >= max_attempts)) AS backing_off,
