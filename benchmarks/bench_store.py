@@ -99,11 +99,19 @@ def _busy_since(start: tuple[int, int]) -> float | None:
     return None if total == start[1] else (busy - start[0]) / (total - start[1])
 
 
-def _background_busy(seconds: float = 1.0) -> float | None:
-    """Share of the machine's CPU busy over ``seconds`` while this benchmark idles: other people's work."""
-    start = _cpu_busy()
-    time.sleep(seconds)
-    return _busy_since(start)
+def _background_busy(seconds: float = 1.0, quiet: float = 0.3, patience: float = 30.0) -> float | None:
+    """Share of the machine's CPU busy over ``seconds`` while this benchmark idles: other people's work.
+
+    Samples again (for up to ``patience`` seconds) while that share is above ``quiet``, so that a
+    scenario starts on a quiet machine when there is one; returns the last sample.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        start = _cpu_busy()
+        time.sleep(seconds)
+        busy = _busy_since(start)
+        if busy is None or busy <= quiet or time.monotonic() > deadline:
+            return busy
 
 
 def machine(url: str) -> dict[str, Any]:
@@ -367,6 +375,7 @@ def bench_create(url: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     store = _store(url, "bench_create")
     store.now()
+    out["background_cpu_busy_before"] = _background_busy()
     t = time.perf_counter()
     created = store.create_windows(NAME, "PT1M", YEAR_START, YEAR_END, worker="bench")
     out["store_seconds"] = round(time.perf_counter() - t, 3)
@@ -380,6 +389,7 @@ def bench_create(url: str) -> dict[str, Any]:
 
     _raw_table(url, "bench_create_raw")
     with _connect(url) as conn:
+        out["raw_background_cpu_busy_before"] = _background_busy()
         t = time.perf_counter()
         cur = conn.execute(
             RAW_CREATE.format(t="bench_create_raw"),

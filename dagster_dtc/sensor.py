@@ -78,6 +78,7 @@ class _Tick:
         owner: str,
         job_def: JobDefinition | None,
         partitioned: bool,
+        launch_lease: float,
     ) -> None:
         self.context = context
         self.task = task
@@ -85,6 +86,7 @@ class _Tick:
         self.owner = owner
         self.job_def = job_def
         self.partitioned = partitioned
+        self.launch_lease = launch_lease
         self.window_ops = _window_ops(job_def) if job_def is not None else []
         self.notes: list[str] = []
 
@@ -144,7 +146,9 @@ class _Tick:
             elif run.status in _WAITING:
                 renew.append(task)  # a queued run cannot renew the lease itself yet
             elif run.status in _RUNNING:
-                continue  # the run renews the lease; if its process dies, the lease lapses
+                # The run adopts the claim within moments of starting (the launch lease covers the
+                # start-up) and renews it from then on; if its process dies, the lease lapses.
+                continue
             else:
                 claim = Claim(self.store, task, self.owner, self.store.lease_seconds)
                 try:
@@ -159,7 +163,10 @@ class _Tick:
                 except StaleClaimError:
                     continue  # the run or an operator moved the window on meanwhile
         renewed = self.store.renew_many(
-            self.task.name, self.owner, [(t.bucket_time, t.generation) for t in renew]
+            self.task.name,
+            self.owner,
+            [(t.bucket_time, t.generation) for t in renew],
+            lease_seconds=self.launch_lease,
         )
         # A claim that was not renewed is stale: the run or an operator moved the window on meanwhile.
         again = [(t, key) for t, key in missing if (t.bucket_time, t.generation) in renewed]
@@ -175,7 +182,9 @@ class _Tick:
         return self.store.create_windows(self.task.name, self.task.grid, span[0], span[1], worker=self.owner)
 
     def claim_new(self, limit: int, newest_first: bool) -> list[RunRequest]:
-        claims = self.store.claim(self.task.name, limit, self.owner, newest_first=newest_first)
+        claims = self.store.claim(
+            self.task.name, limit, self.owner, newest_first=newest_first, lease_seconds=self.launch_lease
+        )
         return [self.run_request(c.task) for c in claims]
 
 
@@ -191,6 +200,7 @@ def dtc_sensor(
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
     resource_key: str = "dtc",
     newest_first: bool = False,
+    launch_lease_seconds: float | None = None,
     description: str | None = None,
 ) -> SensorDefinition:
     """A sensor that launches one run per DTC window it has claimed.
@@ -210,6 +220,10 @@ def dtc_sensor(
         max_claims_per_tick: most windows claimed per tick.
         resource_key: key of the :class:`DTCResource` in the Definitions.
         newest_first: claim the most recent windows first (default: oldest first).
+        launch_lease_seconds: lease of a claim between the tick that makes it and the moment its
+            run adopts it (queueing and process start-up). The sensor renews it every tick while the
+            run waits. Default: the larger of the resource's ``lease_seconds``, four tick intervals
+            and 120 s. Once adopted, the run holds the window on the resource's (shorter) lease.
 
     Example:
         .. code-block:: python
@@ -251,7 +265,10 @@ def dtc_sensor(
             partitioned = task.start is not None and task.on_cron_grid
         try:
             store = resource.get_store()
-            tick = _Tick(context, task, store, owner, job_def, partitioned)
+            launch_lease = launch_lease_seconds or max(
+                resource.lease_seconds, 4.0 * minimum_interval_seconds, 120.0
+            )
+            tick = _Tick(context, task, store, owner, job_def, partitioned, launch_lease)
             requests = tick.reconcile()
             created = tick.ensure_windows()
             requests += tick.claim_new(max_claims_per_tick, newest_first)

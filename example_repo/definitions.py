@@ -50,9 +50,7 @@ def mom_called(context: AssetExecutionContext, dtc: DTCResource) -> None:
         window.set_message("talked for 20 minutes")
 
 
-call_mom_job = define_asset_job(
-    "call_mom_job", selection=[mom_called], partitions_def=call_mom.partitions_def
-)
+call_mom_job = define_asset_job("call_mom_job", selection=[mom_called])
 
 
 class ReportConfig(DTCWindowConfig):

@@ -75,7 +75,8 @@ def broken_job() -> None:
 @asset(partitions_def=PARTITIONED.partitions_def)
 def daily_asset(context, dtc: DTCResource) -> None:
     with dtc.window(context, PARTITIONED) as window:
-        SEEN[context.run.run_id] = {"start": window.start, "end": window.end, "partition": context.partition_key}
+        seen = {"start": window.start, "end": window.end, "partition": context.partition_key}
+        SEEN[context.run.run_id] = seen
 
 
 daily_asset_job = define_asset_job("daily_asset_job", selection=[daily_asset])

@@ -90,6 +90,18 @@ def test_tick_creates_due_windows_and_requests_one_run_per_claim(dtc, instance):
     assert len({r.run_key for r in requests}) == 3
 
 
+def test_sensor_claims_cover_the_run_launch_with_a_longer_lease(dtc, instance):
+    sensor = dtc_sensor(DAILY, job=window_job, max_claims_per_tick=1, minimum_interval_seconds=60)
+    (request,) = tick(sensor, instance, dtc).run_requests
+    task = dtc.get_store().get(DAILY.name, _bucket(request))
+    # the resource lease is 30 s; a claim waiting for its run to start gets max(30, 4 ticks, 120 s)
+    assert 235 <= (task.lease_expires_at - task.acquired_at).total_seconds() <= 245
+    short = dtc_sensor(DAILY, job=window_job, max_claims_per_tick=1, launch_lease_seconds=45, name="short")
+    (request,) = tick(short, instance, dtc).run_requests
+    task = dtc.get_store().get(DAILY.name, _bucket(request))
+    assert 40 <= (task.lease_expires_at - task.acquired_at).total_seconds() <= 50
+
+
 def test_run_completes_its_window_and_records_metadata(dtc, instance):
     sensor = dtc_sensor(DAILY, job=window_job, max_claims_per_tick=1)
     (request,) = tick(sensor, instance, dtc).run_requests

@@ -76,12 +76,6 @@ def test_sensors_run_real_windows(dagster_dev: DagsterDev) -> None:
     assert runs and all(r["tags"].get("dagster/partition") for r in runs), runs
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="dtc_sensor does not renew the lease of a claim whose run is STARTED but has not adopted it "
-    "yet (sensor.py reconcile: `_RUNNING: continue`); with a lease (6 s) shorter than the tick (15 s) the "
-    "sensor's next claim() reaps it as 'lease expired', the run then re-acquires or is refused",
-)
 def test_no_window_fails_when_nothing_went_wrong(dagster_dev: DagsterDev) -> None:
     """Before the tests below break anything, no real window has failed and no run has failed."""
     dev = dagster_dev

@@ -29,8 +29,11 @@ ALTER TABLE {table}
 -- Claiming scans only AVAILABLE rows of one name in bucket order: a partial index keeps that flat
 -- however many COMPLETE rows pile up.
 CREATE INDEX IF NOT EXISTS {available_idx} ON {table} (name, bucket_time) WHERE status = 'AVAILABLE';
--- Finding expired leases scans only ACQUIRED rows.
-CREATE INDEX IF NOT EXISTS {lease_idx} ON {table} (name, lease_expires_at) WHERE status = 'ACQUIRED';
+-- Finding expired leases scans only ACQUIRED rows. Keyed by (name, bucket_time), not by lease: the
+-- planner prefers this small index to the primary key for complete/fail/heartbeat (they filter on
+-- status = 'ACQUIRED'), and keyed by lease it had to read every held window of the name for each of
+-- them. Without lease_expires_at in any index, a heartbeat is also a HOT update (no index writes).
+CREATE INDEX IF NOT EXISTS {lease_idx} ON {table} (name, bucket_time) WHERE status = 'ACQUIRED';
 
 -- External systems reopen windows with a plain UPDATE ... SET status = 'AVAILABLE'. Every write made
 -- by dagster-dtc bumps revision, so this trigger runs only for writes from elsewhere, and only when
