@@ -19,11 +19,13 @@ Figures are printed as tables and written as JSON to ``benchmarks/results/`` (gi
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import multiprocessing as mp
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -132,6 +134,17 @@ def machine(url: str) -> dict[str, Any]:
         pass
     import psycopg_pool
 
+    import dagster_dtc
+
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
     with _connect(url) as conn:
         settings = {
             key: conn.execute(f"SHOW {key}").fetchone()[0]  # type: ignore[index]
@@ -147,6 +160,8 @@ def machine(url: str) -> dict[str, Any]:
         "psycopg": f"{psycopg.__version__} ({psycopg.pq.__impl__})",
         "psycopg_pool": psycopg_pool.__version__,
         "platform": platform.platform(),
+        "dagster_dtc": str(Path(dagster_dtc.__file__).parent),
+        "git": commit,
         "loadavg_at_start": list(os.getloadavg()),
     }
 
@@ -320,47 +335,72 @@ def _verify(url: str, table: str, kind: str, windows: int, done: int) -> dict[st
     }
 
 
+def _make_table(url: str, kind: str, table: str, windows: int) -> None:
+    end = BASE + timedelta(minutes=windows)
+    if kind == "store":
+        _drop(url, table)
+        store = _store(url, table)
+        store.create_windows(NAME, "PT1M", BASE, end, worker="bench")
+        store.close()
+    else:
+        _raw_table(url, table)
+        with _connect(url) as conn:
+            last = end - timedelta(minutes=1)
+            conn.execute(RAW_CREATE.format(t=table), (NAME, "PT1M", "bench", BASE, last, "PT1M"))
+    _vacuum(url, table)
+
+
 def bench_throughput(
     url: str, workers: Workers, procs: list[int], windows: int, limit_s: float
 ) -> list[dict[str, Any]]:
-    end = BASE + timedelta(minutes=windows)
+    """Store and raw run in alternating slices (store, raw, raw, store), each on its own table that
+    the next slice of the same kind continues, so that a machine slowing down or speeding up
+    during the scenario weighs on both alike."""
     rows = []
     for batch in (1, 10):
         for n in procs:
             row: dict[str, Any] = {"procs": n, "batch": batch, "windows": windows}
-            for kind in ("store", "raw"):
-                table = f"bench_{kind}_p{n}_b{batch}"
-                if kind == "store":
-                    _drop(url, table)
-                    store = _store(url, table)
-                    store.create_windows(NAME, "PT1M", BASE, end, worker="bench")
-                    store.close()
-                else:
-                    _raw_table(url, table)
-                    with _connect(url) as conn:
-                        last = end - timedelta(minutes=1)
-                        conn.execute(RAW_CREATE.format(t=table), (NAME, "PT1M", "bench", BASE, last, "PT1M"))
-                _vacuum(url, table)
-                background = _background_busy()
-                task = {"kind": kind, "url": url, "table": table, "batch": batch}
-                elapsed, results, busy = workers.run(n, task, limit_s)
-                done = sum(r["done"] for r in results)
-                verify = _verify(url, table, kind, windows, done)
+            tables = {kind: f"bench_{kind}_p{n}_b{batch}" for kind in ("store", "raw")}
+            acc: dict[str, dict[str, Any]] = {}
+            for kind, table in tables.items():
+                _make_table(url, kind, table, windows)
+                acc[kind] = {"seconds": 0.0, "done": 0, "cpu": 0.0, "claims": 0, "busy": [], "background": []}
+                acc[kind]["per_worker"] = [0] * n
+            for kind in ("store", "raw", "raw", "store"):
+                a = acc[kind]
+                if a["done"] >= windows:
+                    continue
+                a["background"].append(_background_busy())
+                task = {"kind": kind, "url": url, "table": tables[kind], "batch": batch}
+                elapsed, results, busy = workers.run(n, task, limit_s / 2)
+                a["seconds"] += elapsed
+                a["done"] += sum(r["done"] for r in results)
+                a["cpu"] += sum(r["cpu"] for r in results)
+                a["claims"] += sum(r["claims"] for r in results)
+                a["busy"].append(busy)
+                for r in results:
+                    a["per_worker"][r["idx"]] += r["done"]
+            for kind, table in tables.items():
+                a = acc[kind]
+                verify = _verify(url, table, kind, windows, a["done"])
                 _drop(url, table)
+                background = [b for b in a["background"] if b is not None]
+                busy = [b for b in a["busy"] if b is not None]
                 row[kind] = {
-                    "seconds": round(elapsed, 3),
-                    "windows_done": done,
-                    "windows_per_s": round(done / elapsed, 1),
-                    "client_cpu_us_per_window": round(1e6 * sum(r["cpu"] for r in results) / max(done, 1), 1),
-                    "claims": sum(r["claims"] for r in results),
-                    "per_worker": [r["done"] for r in sorted(results, key=lambda r: r["idx"])],
-                    "machine_cpu_busy": None if busy is None else round(busy, 3),
-                    "background_cpu_busy_before": None if background is None else round(background, 3),
+                    "seconds": round(a["seconds"], 3),
+                    "windows_done": a["done"],
+                    "windows_per_s": round(a["done"] / a["seconds"], 1),
+                    "client_cpu_us_per_window": round(1e6 * a["cpu"] / max(a["done"], 1), 1),
+                    "claims": a["claims"],
+                    "per_worker": a["per_worker"],
+                    "machine_cpu_busy": round(statistics.mean(busy), 3) if busy else None,
+                    "background_cpu_busy_before": round(max(background), 3) if background else None,
                     "verify": verify,
                 }
                 _progress(
-                    f"  {kind:5s} procs={n} batch={batch:2d}: {done / elapsed:8.0f} windows/s "
-                    f"({done:,} windows in {elapsed:.1f} s; {100 * (background or 0):.0f}% busy just before)"
+                    f"  {kind:5s} procs={n} batch={batch:2d}: {a['done'] / a['seconds']:8.0f} windows/s "
+                    f"({a['done']:,} windows in {a['seconds']:.1f} s; "
+                    f"up to {100 * (max(background) if background else 0):.0f}% busy just before)"
                     f"{'' if verify['ok'] else '  VERIFY FAILED ' + repr(verify)}"
                 )
             row["ratio"] = round(row["store"]["windows_per_s"] / row["raw"]["windows_per_s"], 3)
@@ -514,7 +554,8 @@ def report(result: dict[str, Any]) -> str:
         f"(synchronous_commit={m['pg_settings']['synchronous_commit']}); Python {m['python']}; "
         f"psycopg {m['psycopg']}, psycopg_pool {m['psycopg_pool']}",
         f"load average at start {m['loadavg_at_start']}, at end {result.get('loadavg_at_end')}; "
-        f"mode {result['mode']}; total {result.get('total_seconds')} s",
+        f"mode {result['mode']}; total {result.get('total_seconds')} s; "
+        f"dagster_dtc from {m.get('dagster_dtc')} (git {m.get('git') or '?'})",
     ]
     if "throughput" in result:
         rows = []
@@ -539,8 +580,8 @@ def report(result: dict[str, Any]) -> str:
             )
         parts += [
             "",
-            f"(a) claim + complete throughput, each scenario stopped after {result['throughput_limit_s']:g} s"
-            " or when drained (aim: store/raw >= 0.9)",
+            f"(a) claim + complete throughput: store and raw each run {result['throughput_limit_s']:g} s"
+            " (or until drained) in alternating slices (aim: store/raw >= 0.9)",
             _table(
                 [
                     "procs",
@@ -616,10 +657,13 @@ def report(result: dict[str, Any]) -> str:
 
 
 def _start_server() -> tuple[str, Any]:
-    sys.path.insert(0, str(REPO))
-    from tests.pg import EmbeddedServer
-
-    server = EmbeddedServer.start()
+    # tests/pg.py by path: putting the repository on sys.path would shadow a dagster_dtc given by PYTHONPATH
+    spec = importlib.util.spec_from_file_location("dtc_tests_pg", REPO / "tests" / "pg.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    server = module.EmbeddedServer.start()
     return server.url, server
 
 
@@ -638,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seconds",
         type=float,
-        help="stop each throughput scenario after this long (default 25; quick 8); 0 = run until drained",
+        help="seconds of work per side and scenario (default 24; quick 8); 0 = run until drained",
     )
     parser.add_argument(
         "--url", help="benchmark this server instead of a throwaway embedded one (bench_* tables)"
@@ -653,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = set(args.only.split(","))
     procs = [int(p) for p in args.procs.split(",")]
     windows = args.windows or (10_000 if args.quick else 100_000)
-    limit_s = args.seconds if args.seconds is not None else (8.0 if args.quick else 25.0)
+    limit_s = args.seconds if args.seconds is not None else (8.0 if args.quick else 24.0)
     limit_s = limit_s or 1e9
 
     started = time.monotonic()
@@ -679,7 +723,7 @@ def main(argv: list[str] | None = None) -> int:
         _progress(report({**result}).split("\n")[0])
         if "throughput" in parts:
             _progress(
-                f"(a) throughput: {windows:,} windows per scenario table, at most {limit_s:g} s each; "
+                f"(a) throughput: {windows:,} windows per table, store and raw {limit_s:g} s each; "
                 f"starting {max(procs)} workers ..."
             )
             result["throughput_limit_s"] = limit_s

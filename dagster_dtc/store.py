@@ -187,15 +187,27 @@ class TaskStore:
             text = self._sql_cache[query] = self._queries[query].as_bytes(conn)
         return text
 
+    @staticmethod
+    def _cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[dict[str, Any]]:
+        # One cursor per pooled connection, reused by every call that borrows it (the pool lends a
+        # connection to one thread at a time): making a new one costs ~20 us, a sixth of a call.
+        cur: psycopg.Cursor[dict[str, Any]] | None = getattr(conn, "_dtc_cursor", None)
+        if cur is None or cur.closed:
+            cur = conn.cursor(row_factory=dict_row)
+            conn._dtc_cursor = cur  # type: ignore[attr-defined]
+        return cur
+
     def _rows(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        with self.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        with self.connection() as conn:
+            cur = self._cursor(conn)
             cur.execute(self._sql(conn, query), params)
             # not cur.description: that builds a Column object per column on every call (~25 us for 18)
             result = cur.pgresult
             return cur.fetchall() if result is not None and result.status == pq.ExecStatus.TUPLES_OK else []
 
     def _count(self, query: str, params: dict[str, Any]) -> int:
-        with self.connection() as conn, conn.cursor() as cur:
+        with self.connection() as conn:
+            cur = self._cursor(conn)
             cur.execute(self._sql(conn, query), params)
             return cur.rowcount
 
