@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from .errors import DTCError, StaleClaimError
-from .intervals import Interval
-from .models import Status, Task
+from .models import Status, Task, WindowBounds
 
 if TYPE_CHECKING:
     from .store import TaskStore
@@ -18,7 +16,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Claim:
+class Claim(WindowBounds):
     """A window held by this worker until it completes, fails or skips it, or its lease runs out.
 
     Every transition presents the claim's ``generation``; if the window was reopened, reclaimed
@@ -49,16 +47,6 @@ class Claim:
         self.reopen_requested = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    @property
-    def window_start(self) -> datetime:
-        """Inclusive start of the window (aware, UTC)."""
-        return self.bucket_time
-
-    @property
-    def window_end(self) -> datetime:
-        """Exclusive end of the window (aware, UTC)."""
-        return Interval.parse(self.bucket_interval).add(self.bucket_time)
 
     @property
     def token(self) -> int:

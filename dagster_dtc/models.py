@@ -32,8 +32,25 @@ class Status(str, enum.Enum):
             ) from None
 
 
+class WindowBounds:
+    """``window_start`` and ``window_end`` of anything that has a ``bucket_time`` and ``bucket_interval``."""
+
+    bucket_time: datetime
+    bucket_interval: str
+
+    @property
+    def window_start(self) -> datetime:
+        """Inclusive start of the window (aware, UTC)."""
+        return self.bucket_time
+
+    @property
+    def window_end(self) -> datetime:
+        """Exclusive end of the window (aware, UTC)."""
+        return Interval.parse(self.bucket_interval).add(self.bucket_time)
+
+
 @dataclass(frozen=True)
-class Task:
+class Task(WindowBounds):
     """One row of the DTC table: the window ``[bucket_time, bucket_time + bucket_interval)`` of ``name``."""
 
     name: str
@@ -60,14 +77,6 @@ class Task:
         fields = {k: row[k] for k in cls.__dataclass_fields__}
         fields["status"] = Status(fields["status"])
         return cls(**fields)
-
-    @property
-    def window_start(self) -> datetime:
-        return self.bucket_time
-
-    @property
-    def window_end(self) -> datetime:
-        return Interval.parse(self.bucket_interval).add(self.bucket_time)
 
     @property
     def exhausted(self) -> bool:

@@ -15,6 +15,7 @@
 DO $migration$
 DECLARE
     target text;
+    fn record;
 BEGIN
     SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
       INTO STRICT target
@@ -22,65 +23,46 @@ BEGIN
       JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
      WHERE c.oid = '{table}'::regclass;
 
-    EXECUTE pg_catalog.format($function$
-        CREATE OR REPLACE FUNCTION {reopen_fn}(
-            p_name text, p_start timestamptz, p_end timestamptz, p_reason text DEFAULT NULL
-        ) RETURNS integer
-        LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-        SET search_path = pg_catalog, pg_temp
-        AS $body$
-        DECLARE
-            changed integer;
-        BEGIN
-            IF p_name IS NULL OR p_start IS NULL OR p_end IS NULL THEN
-                RAISE EXCEPTION 'name, start and end must not be NULL'
-                    USING ERRCODE = 'null_value_not_allowed';
-            END IF;
-            IF p_end <= p_start THEN
-                RAISE EXCEPTION 'end %% must be after start %%', p_end, p_start
-                    USING ERRCODE = 'invalid_parameter_value';
-            END IF;
+    -- The two functions differ only in the status they set and the windows they touch.
+    FOR fn IN
+        SELECT * FROM (VALUES
             -- the same statement as queries.sql "reopen"
-            UPDATE %1$s
-               SET status = 'AVAILABLE', message = coalesce(p_reason, message)
-             WHERE name = p_name AND bucket_time >= p_start AND bucket_time < p_end
-               AND (status IN ('COMPLETE', 'SKIP', 'ACQUIRED')
-                    OR (status = 'AVAILABLE' AND max_attempts IS NOT NULL AND attempt >= max_attempts));
-            GET DIAGNOSTICS changed = ROW_COUNT;
-            RETURN changed;
-        END
-        $body$
-    $function$, target);
-
-    EXECUTE pg_catalog.format($function$
-        CREATE OR REPLACE FUNCTION {skip_fn}(
-            p_name text, p_start timestamptz, p_end timestamptz, p_reason text DEFAULT NULL
-        ) RETURNS integer
-        LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-        SET search_path = pg_catalog, pg_temp
-        AS $body$
-        DECLARE
-            changed integer;
-        BEGIN
-            IF p_name IS NULL OR p_start IS NULL OR p_end IS NULL THEN
-                RAISE EXCEPTION 'name, start and end must not be NULL'
-                    USING ERRCODE = 'null_value_not_allowed';
-            END IF;
-            IF p_end <= p_start THEN
-                RAISE EXCEPTION 'end %% must be after start %%', p_end, p_start
-                    USING ERRCODE = 'invalid_parameter_value';
-            END IF;
+            ('{reopen_fn}', 'AVAILABLE',
+             $cond$status IN ('COMPLETE', 'SKIP', 'ACQUIRED')
+                   OR (status = 'AVAILABLE' AND max_attempts IS NOT NULL AND attempt >= max_attempts)$cond$),
             -- what TaskStore.skip does: every window not yet COMPLETE or SKIP becomes SKIP; a held
             -- window's holder is fenced off by the guard trigger (its token stops working)
-            UPDATE %1$s
-               SET status = 'SKIP', message = coalesce(p_reason, message)
-             WHERE name = p_name AND bucket_time >= p_start AND bucket_time < p_end
-               AND status IN ('AVAILABLE', 'ACQUIRED');
-            GET DIAGNOSTICS changed = ROW_COUNT;
-            RETURN changed;
-        END
-        $body$
-    $function$, target);
+            ('{skip_fn}', 'SKIP', $cond$status IN ('AVAILABLE', 'ACQUIRED')$cond$)
+        ) AS f (function_name, new_status, applies_to)
+    LOOP
+        EXECUTE pg_catalog.format($function$
+            CREATE OR REPLACE FUNCTION %2$s(
+                p_name text, p_start timestamptz, p_end timestamptz, p_reason text DEFAULT NULL
+            ) RETURNS integer
+            LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+            SET search_path = pg_catalog, pg_temp
+            AS $body$
+            DECLARE
+                changed integer;
+            BEGIN
+                IF p_name IS NULL OR p_start IS NULL OR p_end IS NULL THEN
+                    RAISE EXCEPTION 'name, start and end must not be NULL'
+                        USING ERRCODE = 'null_value_not_allowed';
+                END IF;
+                IF p_end <= p_start THEN
+                    RAISE EXCEPTION 'end %% must be after start %%', p_end, p_start
+                        USING ERRCODE = 'invalid_parameter_value';
+                END IF;
+                UPDATE %1$s
+                   SET status = %3$L, message = coalesce(p_reason, message)
+                 WHERE name = p_name AND bucket_time >= p_start AND bucket_time < p_end
+                   AND (%4$s);
+                GET DIAGNOSTICS changed = ROW_COUNT;
+                RETURN changed;
+            END
+            $body$
+        $function$, target, fn.function_name, fn.new_status, fn.applies_to);
+    END LOOP;
 END
 $migration$;
 
