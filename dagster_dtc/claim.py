@@ -45,7 +45,8 @@ class Claim(WindowBounds):
         self.result: Task | None = None
         self.lost = False
         self.reopen_requested = False
-        self._stop = threading.Event()
+        # Made with the keep-alive thread, which a claim finished straight away never starts.
+        self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -83,20 +84,21 @@ class Claim(WindowBounds):
         if self._thread is not None:
             return
         period = every if every is not None else max(self.lease_seconds / 3.0, 0.2)
-        self._stop.clear()
+        self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._keep_alive, args=(period,), name=f"dtc-lease-{self.name}", daemon=True
+            target=self._keep_alive, args=(period, self._stop), name=f"dtc-lease-{self.name}", daemon=True
         )
         self._thread.start()
 
     def stop_keep_alive(self) -> None:
-        self._stop.set()
+        if self._stop is not None:
+            self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
 
-    def _keep_alive(self, period: float) -> None:
-        while not self._stop.wait(period):
+    def _keep_alive(self, period: float, stop: threading.Event) -> None:
+        while not stop.wait(period):
             try:
                 self.heartbeat()
             except StaleClaimError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -78,6 +79,13 @@ class Task(WindowBounds):
         fields["status"] = Status(fields["status"])
         return cls(**fields)
 
+    @classmethod
+    def from_values(cls, values: Sequence[Any]) -> Task:
+        """A record from the values of the ``columns`` query, in field order (the fast path of
+        every statement that returns whole rows: no per-row dict, no column names decoded)."""
+        status = _STATUS[values[3]]
+        return cls(*values[:3], status, *values[4:])
+
     @property
     def exhausted(self) -> bool:
         """True when the attempt budget is spent: not claimed again until reopened."""
@@ -97,3 +105,6 @@ class Task(WindowBounds):
                 value = value.value
             out[key] = value
         return out
+
+
+_STATUS = {s.value: s for s in Status}

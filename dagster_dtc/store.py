@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
-from psycopg.rows import dict_row
+from psycopg.rows import RowFactory, RowMaker, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import schema
@@ -165,8 +165,14 @@ class TaskStore:
         """A pooled autocommit connection; connection failures become DatabaseUnavailableError."""
         pool = self._get_pool()
         try:
-            with pool.connection() as conn:
+            # getconn/putconn rather than pool.connection(): that one also enters `with conn`, whose
+            # exit sends a COMMIT round through psycopg even on an autocommit connection. putconn
+            # still rolls back a transaction left open and replaces a broken connection.
+            conn = pool.getconn()
+            try:
                 yield conn
+            finally:
+                pool.putconn(conn)
         except psycopg.errors.UndefinedTable as exc:
             raise SchemaMissingError(
                 f"table {self.table} does not exist in {redact(self.database_url)}; create it with "
@@ -188,22 +194,32 @@ class TaskStore:
         return text
 
     @staticmethod
-    def _cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[dict[str, Any]]:
-        # One cursor per pooled connection, reused by every call that borrows it (the pool lends a
-        # connection to one thread at a time): making a new one costs ~20 us, a sixth of a call.
-        cur: psycopg.Cursor[dict[str, Any]] | None = getattr(conn, "_dtc_cursor", None)
+    def _cursor(conn: psycopg.Connection[Any], rows: RowFactory[Any] = dict_row) -> psycopg.Cursor[Any]:
+        # One cursor per pooled connection and row factory, reused by every call that borrows it
+        # (the pool lends a connection to one thread at a time): a new one costs ~20 us, a sixth of
+        # a call.
+        cursors: dict[Any, psycopg.Cursor[Any]] | None = getattr(conn, "_dtc_cursors", None)
+        if cursors is None:
+            cursors = conn._dtc_cursors = {}  # type: ignore[attr-defined]
+        cur = cursors.get(rows)
         if cur is None or cur.closed:
-            cur = conn.cursor(row_factory=dict_row)
-            conn._dtc_cursor = cur  # type: ignore[attr-defined]
+            cur = cursors[rows] = conn.cursor(row_factory=rows)
         return cur
 
-    def _rows(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def _fetch(self, query: str, params: dict[str, Any], rows: RowFactory[Any]) -> list[Any]:
         with self.connection() as conn:
-            cur = self._cursor(conn)
+            cur = self._cursor(conn, rows)
             cur.execute(self._sql(conn, query), params)
             # not cur.description: that builds a Column object per column on every call (~25 us for 18)
             result = cur.pgresult
             return cur.fetchall() if result is not None and result.status == pq.ExecStatus.TUPLES_OK else []
+
+    def _rows(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return self._fetch(query, params, dict_row)
+
+    def _tasks(self, query: str, params: dict[str, Any]) -> list[Task]:
+        """Whole rows (queries that select or return ``{columns}``) as Task records."""
+        return self._fetch(query, params, _task_row)
 
     def _count(self, query: str, params: dict[str, Any]) -> int:
         with self.connection() as conn:
@@ -307,8 +323,8 @@ class TaskStore:
 
     def get(self, name: str, bucket_time: datetime) -> Task | None:
         """The window of ``name`` starting at ``bucket_time``, or None."""
-        rows = self._rows("get", {"name": check_name(name), "bucket_time": require_aware(bucket_time)})
-        return Task.from_row(rows[0]) if rows else None
+        tasks = self._tasks("get", {"name": check_name(name), "bucket_time": require_aware(bucket_time)})
+        return tasks[0] if tasks else None
 
     def query(
         self,
@@ -334,7 +350,7 @@ class TaskStore:
             "acquired_end": _aware_or_none(acquired_end, "acquired_end"),
             "limit": limit,
         }
-        return [Task.from_row(r) for r in self._rows("query", params)]
+        return self._tasks("query", params)
 
     def stats(self, name: str | None = None) -> list[dict[str, Any]]:
         """Per name: count per status, oldest AVAILABLE window, highest fail_count."""
@@ -400,11 +416,11 @@ class TaskStore:
         # window at lease + 1 s without taxing every claim.
         if time.monotonic() - self._last_reap >= min(1.0, lease / 4):
             self.reap(name)
-        rows = self._rows(
+        tasks = self._tasks(
             "claim:desc" if newest_first else "claim",
             {"name": name, "limit": limit, "worker": who, "lease": lease},
         )
-        tasks = sorted((Task.from_row(r) for r in rows), key=lambda t: t.bucket_time, reverse=newest_first)
+        tasks.sort(key=_bucket_time, reverse=newest_first)  # UPDATE ... RETURNING keeps no order
         return [Claim(self, t, who, lease) for t in tasks]
 
     def acquire(
@@ -525,10 +541,10 @@ class TaskStore:
             "status": status.value,
             "message": _check_text(message, "message"),
         }
-        rows = self._rows("finish", params)
-        if not rows:
+        tasks = self._tasks("finish", params)
+        if not tasks:
             raise self._stale(claim, status.value.lower())
-        return Task.from_row(rows[0])
+        return tasks[0]
 
     def _fail(self, claim: Claim, message: str | None) -> Task:
         params = {
@@ -536,10 +552,10 @@ class TaskStore:
             "message": _check_text(message, "message") or "failed",
             **self._backoff(),
         }
-        rows = self._rows("fail", params)
-        if not rows:
+        tasks = self._tasks("fail", params)
+        if not tasks:
             raise self._stale(claim, "fail")
-        return Task.from_row(rows[0])
+        return tasks[0]
 
     def _heartbeat(self, claim: Claim, worker: str | None = None) -> bool:
         params = {**self._token_params(claim), "lease": claim.lease_seconds, "worker": worker}
@@ -572,10 +588,7 @@ class TaskStore:
 
     def held_by(self, name: str, worker: str) -> list[Task]:
         """Windows of ``name`` currently held by ``worker`` (status ACQUIRED)."""
-        return [
-            Task.from_row(r)
-            for r in self._rows("held_by", {"name": check_name(name), "worker": check_name(worker, "worker")})
-        ]
+        return self._tasks("held_by", {"name": check_name(name), "worker": check_name(worker, "worker")})
 
     def renew_many(
         self,
@@ -633,15 +646,15 @@ class TaskStore:
             "holders": list(holders),
             "lease": lease,
         }
-        rows = self._rows("adopt", params)
-        if not rows:
+        tasks = self._tasks("adopt", params)
+        if not tasks:
             task = self.get(name, bucket_time)
             placeholder = Claim(self, task, who, lease) if task else None
             if placeholder is None:
                 raise WindowNotFoundError(f"no window {name!r} at {params['bucket_time'].isoformat()}")
             placeholder.generation = generation
             raise self._stale(placeholder, "adopt")
-        return Claim(self, Task.from_row(rows[0]), who, lease)
+        return Claim(self, tasks[0], who, lease)
 
     # -- reopening -----------------------------------------------------------------------------
 
@@ -692,6 +705,14 @@ class TaskStore:
             row = conn.execute("SELECT now()").fetchone()
             assert row is not None
             return row[0]
+
+
+def _task_row(cursor: psycopg.Cursor[Any]) -> RowMaker[Task]:
+    return Task.from_values
+
+
+def _bucket_time(task: Task) -> datetime:
+    return task.bucket_time
 
 
 def _aware_or_none(value: datetime | None, what: str) -> datetime | None:

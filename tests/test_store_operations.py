@@ -151,6 +151,37 @@ def test_create_windows_with_max_attempts(store: TaskStore) -> None:
 # -- reading -----------------------------------------------------------------------------------
 
 
+def test_records_match_the_row_field_for_field(store: TaskStore, url: str) -> None:
+    # Whole rows are read positionally (Task.from_values): a column list out of step with the
+    # record's fields would put values under the wrong names.
+    store.create_window("call_mom", D1, "P1D", worker="seeder")
+    store.claim("call_mom", worker="phone-0")[0].fail("no answer")
+    store.acquire("call_mom", D1, worker="phone-0").complete("called back")
+    store.reopen("call_mom", D1, D1 + DAY)
+    (claim,) = store.claim("call_mom", worker="phone-1")
+    done = claim.complete("called")  # generation 3, attempt 1, fail_count 1: every number differs
+    raw = raw_row(url, store.table.name, "call_mom", D1)
+    assert raw is not None
+    for record in (done, store.get("call_mom", D1), store.query("call_mom")[0]):
+        assert record is not None
+        fields = record.as_dict()
+        assert fields["bucket_interval"] == "P1D"
+        for key, value in fields.items():
+            expected = raw[key]
+            if key == "bucket_interval":
+                continue  # read back as ISO-8601 text, stored as an interval
+            if hasattr(expected, "isoformat"):
+                expected = expected.isoformat()
+            assert value == expected, key
+    assert (done.status, done.message, done.generation, done.attempt, done.fail_count) == (
+        Status.COMPLETE,
+        "called",
+        3,
+        1,
+        1,
+    )
+
+
 def test_query_filters(store: TaskStore) -> None:
     store.create_windows("call_mom", "P1D", D1, D1 + 6 * DAY)
     store.create_windows("water_plants", "PT12H", D1, D1 + 2 * DAY)
