@@ -6,7 +6,6 @@ Resolution order: an explicit URL, then ``DTC_DATABASE_URL``, then the embedded 
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import select
@@ -20,8 +19,6 @@ from sqlalchemy.exc import ArgumentError
 
 from .embedded import embedded_database_url
 from .errors import DatabaseUnavailableError, InvalidDatabaseURLError
-
-log = logging.getLogger(__name__)
 
 DATABASE_URL_ENV = "DTC_DATABASE_URL"
 

@@ -12,6 +12,7 @@ when you are root).
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from .errors import DatabaseUnavailableError
 HOME_ENV = "DTC_HOME"
 START_TIMEOUT_SECONDS = 180.0
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _urls: dict[Path, str] = {}
 
@@ -43,6 +45,7 @@ def embedded_database_url(home: Path | None = None) -> str:
         url = _urls.get(folder)
         if url is None:
             url = _urls[folder] = _start_in_helper(folder)
+            log.info("using embedded PostgreSQL in %s", folder)
         return url
 
 
